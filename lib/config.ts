@@ -1,0 +1,121 @@
+import { availableParallelism } from 'node:os'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+
+const KiB = 1024
+const MiB = 1024 * KiB
+
+function integer (min: number, max: number, defaultValue: number) {
+  return Type.Integer({ minimum: min, maximum: max, default: defaultValue })
+}
+
+/**
+ * Every setting once: its environment variable, its schema with the default, and the line that
+ * .env.example and the README show for it. Options passed to the plugin use the camelCase keys.
+ */
+export const SETTINGS = {
+  host: { env: 'HOST', schema: Type.String({ minLength: 1, default: '0.0.0.0' }), doc: 'Interface to listen on (npm start only)' },
+  port: { env: 'PORT', schema: integer(0, 65535, 3000), doc: 'TCP port to listen on (npm start only)' },
+  logLevel: {
+    env: 'LOG_LEVEL',
+    schema: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(level => Type.Literal(level)), { default: 'info' }),
+    doc: 'pino log level (npm start only)'
+  },
+  maxPayload: { env: 'MAX_PAYLOAD', schema: integer(128, 16 * MiB, 64 * KiB), doc: 'Largest client frame in bytes; a larger one closes the connection with 1009' },
+  sendQueueSize: { env: 'SEND_QUEUE_SIZE', schema: integer(1, 1_000_000, 1024), doc: 'Messages queued per connection at most' },
+  sendQueueBytes: { env: 'SEND_QUEUE_BYTES', schema: integer(1024, 1024 * MiB, 1 * MiB), doc: 'Bytes queued per connection at most' },
+  writeBatch: { env: 'WRITE_BATCH', schema: integer(1, 100_000, 256), doc: 'Frames written to a socket per flush at most' },
+  writeHighWater: { env: 'WRITE_HIGH_WATER', schema: integer(1024, 64 * MiB, 64 * KiB), doc: 'Socket buffer in bytes above which the write pump waits, so waiting messages keep their priority' },
+  maxRoomsPerConnection: { env: 'MAX_ROOMS_PER_CONNECTION', schema: integer(1, 100_000, 64), doc: 'Rooms one connection may join' },
+  rateLimitPerSec: { env: 'RATE_LIMIT_PER_SEC', schema: integer(1, 1_000_000, 100), doc: 'Ops per second per connection (token bucket refill)' },
+  rateLimitBurst: { env: 'RATE_LIMIT_BURST', schema: integer(1, 1_000_000, 200), doc: 'Token bucket size per connection' },
+  allowedOrigins: { env: 'ALLOWED_ORIGINS', schema: Type.String({ default: '' }), doc: 'Comma-separated Origins allowed to upgrade; empty allows any' },
+  heartbeatMs: { env: 'HEARTBEAT_MS', schema: integer(100, 3_600_000, 25_000), doc: 'Ping interval; a peer that missed the previous pong is terminated' },
+  shutdownTimeoutMs: { env: 'SHUTDOWN_TIMEOUT_MS', schema: integer(0, 600_000, 10_000), doc: 'How long shutdown waits for outboxes and tasks to drain' },
+  allowClientBroadcast: { env: 'ALLOW_CLIENT_BROADCAST', schema: Type.Boolean({ default: false }), doc: 'Let clients use the broadcast op (true/false)' },
+  apiKey: { env: 'API_KEY', schema: Type.String({ default: '' }), doc: 'Bearer token for the HTTP API; empty disables the /api routes' },
+  defaultTask: { env: 'DEFAULT_TASK', schema: Type.String({ minLength: 1, maxLength: 64, default: 'echo' }), doc: 'Task that the text command task:<text> runs' },
+  workers: { env: 'WORKERS', schema: integer(1, 1024, Math.max(1, availableParallelism() - 1)), doc: 'Worker threads (default: cores - 1, at least 1)' },
+  workerQueueSize: { env: 'WORKER_QUEUE_SIZE', schema: integer(1, 1_000_000, 1024), doc: 'Tasks waiting for a worker at most; more are answered overloaded' },
+  taskTimeoutMs: { env: 'TASK_TIMEOUT_MS', schema: integer(1, 3_600_000, 10_000), doc: 'A running task is aborted after this long' },
+  tasksModule: { env: 'TASKS_MODULE', schema: Type.String({ default: '' }), doc: 'Path of an ESM module whose named exports are extra task handlers' },
+  maxTasksPerConnection: { env: 'MAX_TASKS_PER_CONNECTION', schema: integer(1, 1_000_000, 32), doc: 'Tasks one connection may have queued or running' },
+  maxTaskRetries: { env: 'MAX_TASK_RETRIES', schema: integer(0, 100, 5), doc: 'Largest retries value a task may ask for' },
+  deadLetterSize: { env: 'DEAD_LETTER_SIZE', schema: integer(0, 1_000_000, 1000), doc: 'Failed tasks kept in the dead-letter list' },
+  idempotencyTtlMs: { env: 'IDEMPOTENCY_TTL_MS', schema: integer(0, 86_400_000, 300_000), doc: 'How long a task key remembers its result' }
+} as const satisfies Record<string, { env: string, schema: TSchema, doc: string }>
+
+export type SettingName = keyof typeof SETTINGS
+export type Config = { -readonly [K in SettingName]: Static<(typeof SETTINGS)[K]['schema']> }
+export type ConfigOverrides = Partial<Config>
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[]
+const checks = Object.fromEntries(
+  SETTING_NAMES.map(name => [name, TypeCompiler.Compile(SETTINGS[name].schema)])
+) as Record<SettingName, ReturnType<typeof TypeCompiler.Compile>>
+
+/** Describes what a setting accepts, for error messages. */
+export function expectedForm (name: SettingName): string {
+  const schema = SETTINGS[name].schema as TSchema
+  if (schema.type === 'integer') return `an integer from ${schema.minimum} to ${schema.maximum}`
+  if (schema.type === 'boolean') return 'true or false'
+  if (Array.isArray(schema.anyOf)) return `one of ${schema.anyOf.map((s: TSchema) => s.const).join(', ')}`
+  if (schema.minLength !== undefined) return `a string of ${schema.minLength} to ${schema.maxLength ?? 'any number of'} characters`
+  return 'a string'
+}
+
+function fromEnvString (name: SettingName, raw: string): unknown {
+  const schema = SETTINGS[name].schema as TSchema
+  const text = raw.trim()
+  if (schema.type === 'integer') return /^-?\d+$/.test(text) ? Number(text) : raw
+  if (schema.type === 'boolean') {
+    const lower = text.toLowerCase()
+    if (lower === 'true' || lower === '1') return true
+    if (lower === 'false' || lower === '0') return false
+    return raw
+  }
+  return text
+}
+
+/**
+ * Resolves every setting: an explicit option wins, then the environment variable, then the default.
+ * Throws a ConfigError naming the variable (or option) and the expected form for the first bad value.
+ */
+export function loadConfig (env: NodeJS.ProcessEnv = process.env, overrides: ConfigOverrides = {}): Config {
+  const config: Record<string, unknown> = {}
+  for (const name of SETTING_NAMES) {
+    const setting = SETTINGS[name]
+    const override = overrides[name]
+    const raw = env[setting.env]
+    let value: unknown
+    let source: string
+    if (override !== undefined) {
+      value = override
+      source = `option ${name}`
+    } else if (raw !== undefined && raw !== '') {
+      value = fromEnvString(name, raw)
+      source = setting.env
+    } else {
+      config[name] = setting.schema.default
+      continue
+    }
+    if (!checks[name].Check(value)) {
+      throw new ConfigError(`${source} must be ${expectedForm(name)} (got ${JSON.stringify(override !== undefined ? override : raw)})`)
+    }
+    config[name] = value
+  }
+  const unknown = Object.keys(overrides).filter(key => !Object.hasOwn(SETTINGS, key))
+  if (unknown.length > 0) {
+    throw new ConfigError(`unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}`)
+  }
+  return config as Config
+}
+
+export function parseAllowedOrigins (value: string): Set<string> | undefined {
+  const origins = value.split(',').map(origin => origin.trim()).filter(origin => origin !== '')
+  return origins.length === 0 ? undefined : new Set(origins)
+}

@@ -1,0 +1,377 @@
+import { performance } from 'node:perf_hooks'
+import { encodeTextFrame } from './frame.js'
+import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from './histogram.js'
+import { PRIORITY_LEVELS, Priority } from './priority.js'
+
+/**
+ * One encoded server frame. A publish builds exactly one and every recipient's outbox queues the same
+ * object, so a fan-out to N sockets costs N array slots, not N copies.
+ */
+export interface OutgoingFrame {
+  readonly bytes: Buffer
+  readonly priority: Priority
+  /** performance.now() at creation, for the enqueue-to-write histogram and ttl. */
+  readonly createdAt: number
+  /** performance.now() deadline after which the frame is dropped instead of sent; 0 means never. */
+  readonly expiresAt: number
+  /** Latest-value conflation: a newer queued frame with the same key supersedes this one. */
+  readonly conflationKey: string | undefined
+}
+
+export function createFrame (payload: string, priority: Priority, ttlMs = 0, conflationKey?: string): OutgoingFrame {
+  const createdAt = performance.now()
+  return {
+    bytes: encodeTextFrame(payload),
+    priority,
+    createdAt,
+    expiresAt: ttlMs > 0 ? createdAt + ttlMs : 0,
+    conflationKey
+  }
+}
+
+export const DROP_REASONS = ['queue_full', 'evicted', 'expired', 'superseded', 'closed'] as const
+export type DropReason = (typeof DROP_REASONS)[number]
+
+/** Delivery counters shared by every outbox of one app, in plain numbers (exported at scrape time). */
+export class DeliveryStats {
+  readonly sent = new Float64Array(PRIORITY_LEVELS)
+  readonly dropped: Record<DropReason, Float64Array> = {
+    queue_full: new Float64Array(PRIORITY_LEVELS),
+    evicted: new Float64Array(PRIORITY_LEVELS),
+    expired: new Float64Array(PRIORITY_LEVELS),
+    superseded: new Float64Array(PRIORITY_LEVELS),
+    closed: new Float64Array(PRIORITY_LEVELS)
+  }
+
+  slowConsumerDisconnects = 0
+  readonly outboxWaitSeconds = new PlainHistogram(LATENCY_BUCKETS_SECONDS)
+}
+
+/** The part of a stream the outbox writes to: a net.Socket under `ws`, or a fake in tests. */
+export interface FrameSink {
+  readonly writableLength: number
+  cork (): void
+  uncork (): void
+  write (chunk: Buffer, callback?: (error?: Error | null) => void): boolean
+}
+
+export interface OutboxLimits {
+  /** Queued messages at most, all levels together. */
+  maxMessages: number
+  /** Queued bytes at most, all levels together. */
+  maxBytes: number
+  /** Frames written per flush at most. */
+  writeBatch: number
+  /** Stop writing while the sink buffers this many bytes, so that waiting frames stay where priority applies. */
+  writeHighWater: number
+}
+
+/**
+ * Coalesces flushes: every outbox that received frames during one event-loop turn is flushed once,
+ * in the check phase after all readable sockets were read, with one setImmediate for all of them.
+ */
+export class WritePump {
+  private dirty: PriorityOutbox[] = []
+  private spare: PriorityOutbox[] = []
+  private scheduled = false
+
+  schedule (outbox: PriorityOutbox): void {
+    this.dirty.push(outbox)
+    if (!this.scheduled) {
+      this.scheduled = true
+      setImmediate(this.run)
+    }
+  }
+
+  private readonly run = (): void => {
+    this.scheduled = false
+    const batch = this.dirty
+    this.dirty = this.spare
+    for (let i = 0; i < batch.length; i++) (batch[i] as PriorityOutbox).flush()
+    batch.length = 0
+    this.spare = batch
+  }
+}
+
+/** FIFO of frames with an advancing head, compacted now and then, so shift() is O(1) amortised. */
+class FrameQueue {
+  items: OutgoingFrame[] = []
+  head = 0
+
+  get isEmpty (): boolean {
+    return this.head === this.items.length
+  }
+
+  push (frame: OutgoingFrame): void {
+    this.items.push(frame)
+  }
+
+  shift (): OutgoingFrame | undefined {
+    if (this.head === this.items.length) return undefined
+    const frame = this.items[this.head] as OutgoingFrame
+    this.head++
+    if (this.head === this.items.length) {
+      this.items.length = 0
+      this.head = 0
+    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head)
+      this.head = 0
+    }
+    return frame
+  }
+
+  drain (): OutgoingFrame[] {
+    const rest = this.items.slice(this.head)
+    this.items = []
+    this.head = 0
+    return rest
+  }
+}
+
+const EMPTY = Buffer.alloc(0)
+
+/**
+ * The bounded per-connection queue with four priority levels and the write pump's per-socket half.
+ * Levels are allocated on first use, so an idle connection costs one small object.
+ */
+export class PriorityOutbox {
+  private readonly levels: (FrameQueue | undefined)[] = new Array(PRIORITY_LEVELS)
+  private readonly levelCount = new Uint32Array(PRIORITY_LEVELS)
+  private readonly levelBytes = new Float64Array(PRIORITY_LEVELS)
+  /** The queued frame per conflation key; a queued frame that is not its key's entry was superseded. */
+  private latestByKey: Map<string, OutgoingFrame> | undefined
+  private queuedMessages = 0
+  private queuedBytes = 0
+  private scheduled = false
+  private awaitingWrite = false
+  private closed = false
+  private emptyWaiters: (() => void)[] | undefined
+
+  constructor (
+    private readonly sink: FrameSink,
+    private readonly pump: WritePump,
+    private readonly limits: OutboxLimits,
+    private readonly stats: DeliveryStats,
+    private readonly onSlowConsumer: () => void
+  ) {}
+
+  get length (): number {
+    return this.queuedMessages
+  }
+
+  get bytes (): number {
+    return this.queuedBytes
+  }
+
+  get isClosed (): boolean {
+    return this.closed
+  }
+
+  /** Queues a frame; false when it was dropped (counted) or the connection had to be closed. */
+  enqueue (frame: OutgoingFrame): boolean {
+    const priority = frame.priority
+    if (this.closed) {
+      this.stats.dropped.closed[priority]!++
+      return false
+    }
+    const size = frame.bytes.length
+    const key = frame.conflationKey
+    if (key !== undefined && this.latestByKey !== undefined) {
+      const superseded = this.latestByKey.get(key)
+      if (superseded !== undefined) this.forget(superseded, 'superseded')
+    }
+    if (!this.fits(size)) {
+      if (!this.canFitByEvicting(priority, size)) {
+        this.stats.dropped.queue_full[priority]!++
+        if (priority === Priority.critical) this.disconnectSlowConsumer()
+        return false
+      }
+      this.evictBelow(priority, size)
+    }
+    let level = this.levels[priority]
+    if (level === undefined) {
+      level = new FrameQueue()
+      this.levels[priority] = level
+    }
+    level.push(frame)
+    this.levelCount[priority]!++
+    this.levelBytes[priority]! += size
+    this.queuedMessages++
+    this.queuedBytes += size
+    if (key !== undefined) {
+      if (this.latestByKey === undefined) this.latestByKey = new Map()
+      this.latestByKey.set(key, frame)
+    }
+    if (!this.scheduled && !this.awaitingWrite) {
+      this.scheduled = true
+      this.pump.schedule(this)
+    }
+    return true
+  }
+
+  /** Writes up to one batch, highest priority first; called by the WritePump, at most once per turn. */
+  flush (): void {
+    this.scheduled = false
+    if (this.closed || this.awaitingWrite) return
+    const sink = this.sink
+    const { writeBatch, writeHighWater } = this.limits
+    if (sink.writableLength >= writeHighWater) {
+      this.awaitWrite(EMPTY)
+      return
+    }
+    const now = performance.now()
+    const sent = this.stats.sent
+    const wait = this.stats.outboxWaitSeconds
+    let written = 0
+    let buffered = sink.writableLength
+    sink.cork()
+    while (written < writeBatch) {
+      const frame = this.takeNext()
+      if (frame === undefined) break
+      if (frame.expiresAt !== 0 && frame.expiresAt <= now) {
+        this.stats.dropped.expired[frame.priority]!++
+        continue
+      }
+      buffered += frame.bytes.length
+      written++
+      sent[frame.priority]!++
+      wait.observe((now - frame.createdAt) / 1000)
+      if (buffered >= writeHighWater && this.queuedMessages > 0) {
+        this.awaitWrite(frame.bytes)
+        break
+      }
+      sink.write(frame.bytes)
+    }
+    sink.uncork()
+    if (this.queuedMessages > 0) {
+      if (!this.awaitingWrite) {
+        this.scheduled = true
+        this.pump.schedule(this)
+      }
+    } else if (this.emptyWaiters !== undefined) {
+      const waiters = this.emptyWaiters
+      this.emptyWaiters = undefined
+      for (const resolve of waiters) resolve()
+    }
+  }
+
+  /** Resolves once every queued frame was handed to the socket (or dropped), or the outbox closed. */
+  whenEmpty (): Promise<void> {
+    if (this.queuedMessages === 0 || this.closed) return Promise.resolve()
+    return new Promise(resolve => {
+      if (this.emptyWaiters === undefined) this.emptyWaiters = []
+      this.emptyWaiters.push(resolve)
+    })
+  }
+
+  /** Drops whatever is still queued (counted as `closed`); later frames are refused the same way. */
+  close (): void {
+    if (this.closed) return
+    this.closed = true
+    for (let priority = 0; priority < PRIORITY_LEVELS; priority++) {
+      const level = this.levels[priority]
+      if (level === undefined) continue
+      for (const frame of level.drain()) {
+        if (this.isLive(frame)) this.stats.dropped.closed[frame.priority]!++
+      }
+      this.levels[priority] = undefined
+    }
+    this.levelCount.fill(0)
+    this.levelBytes.fill(0)
+    this.latestByKey = undefined
+    this.queuedMessages = 0
+    this.queuedBytes = 0
+    const waiters = this.emptyWaiters
+    this.emptyWaiters = undefined
+    if (waiters !== undefined) for (const resolve of waiters) resolve()
+  }
+
+  /**
+   * Writes `last` (the frame that crossed the high-water mark, or an empty chunk when the socket was
+   * already full) with a callback: the socket calls it once everything before it reached the kernel,
+   * which is when priorities may pick again. Unlike 'drain', this works for any WRITE_HIGH_WATER.
+   */
+  private awaitWrite (last: Buffer): void {
+    this.awaitingWrite = true
+    this.sink.write(last, this.onWritten)
+  }
+
+  private readonly onWritten = (error?: Error | null): void => {
+    this.awaitingWrite = false
+    if (error != null || this.closed) return
+    if (this.queuedMessages > 0 && !this.scheduled) {
+      this.scheduled = true
+      this.pump.schedule(this)
+    }
+  }
+
+  private fits (size: number): boolean {
+    return this.queuedMessages < this.limits.maxMessages && this.queuedBytes + size <= this.limits.maxBytes
+  }
+
+  private canFitByEvicting (priority: Priority, size: number): boolean {
+    let messages = this.queuedMessages
+    let bytes = this.queuedBytes
+    for (let level = PRIORITY_LEVELS - 1; level > priority; level--) {
+      messages -= this.levelCount[level]!
+      bytes -= this.levelBytes[level]!
+    }
+    return messages < this.limits.maxMessages && bytes + size <= this.limits.maxBytes
+  }
+
+  private evictBelow (priority: Priority, size: number): void {
+    for (let level = PRIORITY_LEVELS - 1; level > priority && !this.fits(size); level--) {
+      const queue = this.levels[level]
+      if (queue === undefined) continue
+      while (!this.fits(size)) {
+        const victim = queue.shift()
+        if (victim === undefined) break
+        if (this.isLive(victim)) this.forget(victim, 'evicted')
+      }
+    }
+  }
+
+  /** Takes the oldest live frame of the highest non-empty level out of the accounting. */
+  private takeNext (): OutgoingFrame | undefined {
+    for (let priority = 0; priority < PRIORITY_LEVELS; priority++) {
+      if (this.levelCount[priority] === 0) continue
+      const queue = this.levels[priority] as FrameQueue
+      let frame = queue.shift()
+      while (frame !== undefined && !this.isLive(frame)) frame = queue.shift()
+      if (frame === undefined) continue
+      this.account(frame)
+      if (frame.conflationKey !== undefined) this.latestByKey!.delete(frame.conflationKey)
+      return frame
+    }
+    return undefined
+  }
+
+  private isLive (frame: OutgoingFrame): boolean {
+    return frame.conflationKey === undefined || this.latestByKey?.get(frame.conflationKey) === frame
+  }
+
+  /**
+   * Removes a queued frame from the counts without touching its queue: a superseded frame stays in its
+   * array as a dead entry that takeNext skips, which keeps replacement O(1).
+   */
+  private forget (frame: OutgoingFrame, reason: DropReason): void {
+    this.account(frame)
+    if (frame.conflationKey !== undefined && this.latestByKey?.get(frame.conflationKey) === frame) {
+      this.latestByKey.delete(frame.conflationKey)
+    }
+    this.stats.dropped[reason][frame.priority]!++
+  }
+
+  private account (frame: OutgoingFrame): void {
+    this.levelCount[frame.priority]!--
+    this.levelBytes[frame.priority]! -= frame.bytes.length
+    this.queuedMessages--
+    this.queuedBytes -= frame.bytes.length
+  }
+
+  private disconnectSlowConsumer (): void {
+    this.stats.slowConsumerDisconnects++
+    this.close()
+    this.onSlowConsumer()
+  }
+}
