@@ -6,6 +6,18 @@ import type { Priority } from './priority.js'
 export interface Member {
   readonly id: string
   deliver (frame: OutgoingFrame): void
+  /** Ends the connection (shutdown uses 1001); resolves once it is closed. */
+  close (code: number, reason: string): Promise<void>
+}
+
+/** Inbound traffic counters in plain numbers, exported by the metrics plugin at scrape time. */
+export class TrafficStats {
+  received = 0
+  readonly protocolErrors = new Map<string, number>()
+
+  protocolError (code: string): void {
+    this.protocolErrors.set(code, (this.protocolErrors.get(code) ?? 0) + 1)
+  }
 }
 
 interface Room {
@@ -41,6 +53,7 @@ export class Hub {
   private readonly rooms = new Map<string, Room>()
   private readonly connections = new Set<Member>()
   private membershipCount = 0
+  readonly traffic = new TrafficStats()
 
   connect (member: Member): void {
     this.connections.add(member)

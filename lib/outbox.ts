@@ -375,3 +375,38 @@ export class PriorityOutbox {
     this.onSlowConsumer()
   }
 }
+
+/**
+ * Makes the outboxes of one app: they share its write pump and counters, and the live set lets
+ * metrics sum queue lengths and shutdown wait for every queue to empty.
+ */
+export class OutboxRegistry {
+  readonly stats = new DeliveryStats()
+  readonly live = new Set<PriorityOutbox>()
+  private readonly pump = new WritePump()
+
+  constructor (readonly limits: OutboxLimits) {}
+
+  create (sink: FrameSink, onSlowConsumer: () => void): PriorityOutbox {
+    const outbox = new PriorityOutbox(sink, this.pump, this.limits, this.stats, onSlowConsumer)
+    this.live.add(outbox)
+    return outbox
+  }
+
+  /** Closes the outbox (what is still queued is counted as dropped, reason closed). */
+  release (outbox: PriorityOutbox): void {
+    outbox.close()
+    this.live.delete(outbox)
+  }
+
+  queuedMessages (): number {
+    let total = 0
+    for (const outbox of this.live) total += outbox.length
+    return total
+  }
+
+  /** Resolves when every live outbox has handed its frames to its socket. */
+  async whenAllEmpty (): Promise<void> {
+    await Promise.all(Array.from(this.live, outbox => outbox.whenEmpty()))
+  }
+}

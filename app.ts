@@ -1,0 +1,55 @@
+import type { FastifyPluginAsync } from 'fastify'
+import { ConfigError, SETTINGS, loadConfig, type ConfigOverrides, type SettingName } from './lib/config.js'
+import hubPlugin from './plugins/hub.js'
+import lifecyclePlugin from './plugins/lifecycle.js'
+import metricsPlugin from './plugins/metrics.js'
+import outboxPlugin from './plugins/outbox.js'
+import websocketPlugin from './plugins/websocket.js'
+import workerPoolPlugin from './plugins/worker-pool.js'
+import apiRoutes from './routes/api.js'
+import healthRoutes from './routes/health.js'
+import taskRoutes from './routes/tasks.js'
+import wsRoute from './routes/ws.js'
+
+export interface SwitchboardOptions extends ConfigOverrides {
+  /** Where settings not given as options are read from; process.env by default. */
+  env?: NodeJS.ProcessEnv
+}
+
+/** Options that Fastify itself reads from every register() call; they are not ours to validate. */
+const FASTIFY_REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
+
+function settingOverrides (opts: Record<string, unknown>): ConfigOverrides {
+  const overrides: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(opts)) {
+    if (Object.hasOwn(SETTINGS, key)) overrides[key as SettingName] = value
+    else if (key !== 'env' && !FASTIFY_REGISTER_OPTIONS.has(key)) throw new ConfigError(`unknown option ${key}`)
+  }
+  return overrides as ConfigOverrides
+}
+
+/**
+ * The whole Switchboard app as one encapsulated plugin: register it with a prefix into any Fastify
+ * server. Options override environment variables. It never listens; server.ts does.
+ */
+const switchboard: FastifyPluginAsync<SwitchboardOptions> = async (fastify, opts) => {
+  const config = loadConfig(opts.env ?? process.env, settingOverrides(opts as Record<string, unknown>))
+
+  await fastify.register(websocketPlugin, { config })
+  await fastify.register(hubPlugin)
+  await fastify.register(outboxPlugin, { config })
+  await fastify.register(workerPoolPlugin, { config })
+  await fastify.register(metricsPlugin)
+  await fastify.register(lifecyclePlugin, { config })
+
+  await fastify.register(healthRoutes)
+  await fastify.register(wsRoute, { config })
+  if (config.apiKey !== '') {
+    await fastify.register(apiRoutes, { prefix: '/api', apiKey: config.apiKey })
+    await fastify.register(taskRoutes, { prefix: '/api', apiKey: config.apiKey })
+  }
+}
+
+export default switchboard
+export { loadConfig, ConfigError, SETTINGS } from './lib/config.js'
+export type { Config, ConfigOverrides } from './lib/config.js'

@@ -1,0 +1,40 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import fp from 'fastify-plugin'
+import type { Config } from '../lib/config.js'
+import { CloseCode } from '../lib/session.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Readiness: draining turns true when shutdown starts; /readyz and new upgrades then answer 503. */
+    lifecycle: { draining: boolean }
+  }
+}
+
+export interface LifecyclePluginOptions {
+  config: Pick<Config, 'shutdownTimeoutMs'>
+}
+
+/**
+ * Graceful shutdown, in the order that loses nothing: refuse new work, let running tasks finish (their
+ * replies are queued), let every outbox reach its socket, then close the sockets with 1001.
+ * Everything shares one SHUTDOWN_TIMEOUT_MS budget; stragglers are terminated when it runs out.
+ */
+export default fp<LifecyclePluginOptions>(async function lifecycle (fastify, opts) {
+  if (opts.config === undefined) throw new Error('lifecycle plugin: options.config is required')
+  const state = { draining: false }
+  fastify.decorate('lifecycle', state)
+  const { hub, outbox, workerPool } = fastify
+
+  fastify.addHook('preClose', async () => {
+    state.draining = true
+    const deadline = Date.now() + opts.config.shutdownTimeoutMs
+    const remaining = (): number => Math.max(0, deadline - Date.now())
+    const budget = (): Promise<void> => sleep(remaining(), undefined, { ref: false })
+
+    await workerPool.drain(remaining())
+    await Promise.race([outbox.whenAllEmpty(), budget()])
+    const closing = Array.from(hub.members(), member => member.close(CloseCode.goingAway, 'server shutting down'))
+    await Promise.race([Promise.all(closing), budget()])
+    if (remaining() === 0) fastify.log.warn({ open: hub.stats().connections }, 'shutdown timeout reached; closing what is left')
+  })
+}, { name: 'lifecycle', fastify: '5.x', dependencies: ['hub', 'outbox', 'worker-pool'] })

@@ -1,0 +1,70 @@
+import fastifyMetricsModule from 'fastify-metrics'
+import fp from 'fastify-plugin'
+import promClient from 'prom-client'
+import { DROP_REASONS } from '../lib/outbox.js'
+import { PRIORITY_NAMES } from '../lib/priority.js'
+import { ScrapeExporter } from '../lib/prom-export.js'
+
+// fastify-metrics is CommonJS with `exports.default`; under NodeNext the default import is module.exports.
+const fastifyMetrics = fastifyMetricsModule.default
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** This app's own Prometheus registry: two apps in one process must not share prom-client's global one. */
+    metricsRegistry: promClient.Registry
+  }
+}
+
+export interface MetricsPluginOptions {
+  /** Route of the Prometheus text endpoint, under the app's prefix. */
+  endpoint?: string
+}
+
+export default fp<MetricsPluginOptions>(async function metrics (fastify, opts) {
+  const registry = new promClient.Registry()
+  await fastify.register(fastifyMetrics, {
+    endpoint: opts.endpoint ?? '/metrics',
+    name: 'fastifyMetrics',
+    promClient: { ...promClient, register: registry },
+    defaultMetrics: { enabled: true, register: registry },
+    routeMetrics: {
+      enabled: true,
+      registeredRoutesOnly: true,
+      overrides: { histogram: { registers: [registry] }, summary: { registers: [registry] } }
+    }
+  })
+  fastify.decorate('metricsRegistry', registry)
+
+  const { hub, outbox, workerPool } = fastify
+  const delivery = outbox.stats
+  const tasks = workerPool.stats
+  const exporter = new ScrapeExporter(registry)
+
+  exporter.gauge('ws_active_connections', 'Current active WebSocket connections', () => hub.stats().connections)
+  exporter.gauge('ws_rooms', 'Rooms with at least one member', () => hub.stats().rooms)
+  exporter.counter('ws_messages_received_total', 'Frames received from clients', () => hub.traffic.received)
+  exporter.labelledCounter('ws_messages_sent_total', 'Messages written to client sockets', function * () {
+    for (let p = 0; p < PRIORITY_NAMES.length; p++) yield [{ priority: PRIORITY_NAMES[p] as string }, delivery.sent[p] as number]
+  })
+  exporter.labelledCounter('ws_messages_dropped_total', 'Messages not delivered, by priority and reason', function * () {
+    for (const reason of DROP_REASONS) {
+      for (let p = 0; p < PRIORITY_NAMES.length; p++) {
+        yield [{ priority: PRIORITY_NAMES[p] as string, reason }, delivery.dropped[reason][p] as number]
+      }
+    }
+  })
+  exporter.gauge('ws_send_queue_length', 'Messages queued in all outboxes', () => outbox.queuedMessages())
+  exporter.counter('ws_slow_consumer_disconnects_total', 'Connections closed with 4008 because a critical message could not be queued', () => delivery.slowConsumerDisconnects)
+  exporter.labelledCounter('ws_protocol_errors_total', 'Error frames sent to clients, by code', () => Array.from(hub.traffic.protocolErrors, ([code, count]) => [{ code }, count]))
+  exporter.histogram('ws_outbox_wait_seconds', 'Time from enqueue to socket write', () => [[{}, delivery.outboxWaitSeconds]])
+
+  exporter.counter('ws_tasks_submitted_total', 'Tasks submitted to the worker pool', () => tasks.submitted)
+  exporter.labelledCounter('ws_tasks_dropped_total', 'Tasks refused or cancelled before running, by reason', () => Array.from(tasks.dropped, ([reason, count]) => [{ reason }, count]))
+  exporter.labelledCounter('ws_tasks_completed_total', 'Tasks finished, by status', () => Array.from(tasks.completed, ([status, count]) => [{ status }, count]))
+  exporter.counter('ws_tasks_retried_total', 'Task attempts retried after a failure or timeout', () => tasks.retried)
+  exporter.counter('ws_tasks_dead_lettered_total', 'Tasks that failed every attempt', () => tasks.deadLettered)
+  exporter.gauge('ws_worker_queue_length', 'Tasks waiting for a worker', () => workerPool.queueLength)
+  exporter.gauge('ws_worker_utilization', 'Share of worker time spent running tasks (0-1)', () => workerPool.utilization)
+  exporter.histogram('ws_task_duration_seconds', 'Task run time, by task name', () => Array.from(tasks.durationSeconds, ([name, histogram]) => [{ name }, histogram]))
+  exporter.histogram('ws_task_wait_seconds', 'Time a task waited for a worker', () => [[{}, tasks.waitSeconds]])
+}, { name: 'metrics', fastify: '5.x', dependencies: ['hub', 'outbox', 'worker-pool'] })

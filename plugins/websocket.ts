@@ -1,0 +1,25 @@
+import fastifyWebsocket from '@fastify/websocket'
+import fp from 'fastify-plugin'
+import type { Config } from '../lib/config.js'
+
+export interface WebsocketPluginOptions {
+  config: Pick<Config, 'maxPayload'>
+}
+
+/**
+ * Registers @fastify/websocket unless the host already did: a second registration would install a
+ * second upgrade listener on the same server. A host's registration keeps the host's options; the
+ * session then enforces MAX_PAYLOAD itself.
+ */
+export default fp<WebsocketPluginOptions>(async function websocket (fastify, opts) {
+  if (fastify.hasDecorator('websocketServer')) return
+  await fastify.register(fastifyWebsocket, {
+    options: { maxPayload: opts.config.maxPayload, perMessageDeflate: false },
+    // The lifecycle plugin drains and closes our sockets with 1001; the default would close them
+    // before their queued messages are written.
+    preClose (done) {
+      this.websocketServer.close()
+      done()
+    }
+  })
+}, { name: 'websocket', fastify: '5.x' })

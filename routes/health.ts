@@ -1,0 +1,14 @@
+import type { FastifyPluginAsync } from 'fastify'
+
+/** Liveness answers while the process serves HTTP; readiness turns 503 as soon as shutdown starts. */
+const healthRoutes: FastifyPluginAsync = async (fastify) => {
+  fastify.get('/healthz', async () => ({ status: 'ok' }))
+
+  fastify.get('/readyz', async (_request, reply) => {
+    if (fastify.lifecycle.draining) return reply.code(503).send({ status: 'draining' })
+    const { connections, rooms } = fastify.hub.stats()
+    return { status: 'ready', connections, rooms }
+  })
+}
+
+export default healthRoutes

@@ -1,0 +1,41 @@
+import { existsSync } from 'node:fs'
+import closeWithGrace from 'close-with-grace'
+import Fastify from 'fastify'
+import switchboard from './app.js'
+import { ConfigError, loadConfig } from './lib/config.js'
+
+if (existsSync('.env')) process.loadEnvFile('.env')
+
+let config
+try {
+  config = loadConfig(process.env)
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error
+  console.error(`switchboard: invalid configuration: ${error.message}`)
+  process.exit(1)
+}
+
+const app = Fastify({
+  logger: { level: config.logLevel },
+  // Bounds slow HTTP clients; upgraded WebSockets are not subject to these.
+  requestTimeout: 30_000,
+  connectionTimeout: 60_000,
+  keepAliveTimeout: 5_000,
+  // The shutdown budget covers draining; lingering keep-alive HTTP sockets must not add to it.
+  forceCloseConnections: 'idle'
+})
+
+app.register(switchboard, config)
+
+closeWithGrace({ delay: config.shutdownTimeoutMs + 5_000, logger: app.log }, async ({ signal, err }) => {
+  if (err !== undefined) app.log.error({ err }, 'shutting down after an error')
+  else app.log.info({ signal }, 'shutting down')
+  await app.close()
+})
+
+try {
+  await app.listen({ host: config.host, port: config.port })
+} catch (error) {
+  app.log.fatal({ err: error }, 'could not start')
+  process.exit(1)
+}

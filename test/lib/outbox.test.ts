@@ -1,0 +1,236 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { DeliveryStats, OutboxRegistry, PriorityOutbox, WritePump, createFrame, type OutboxLimits } from '../../lib/outbox.js'
+import { Priority, type Priority as PriorityLevel } from '../../lib/priority.js'
+import { FakeSink, turn } from '../helpers/fake-sink.js'
+
+const roomy: OutboxLimits = { maxMessages: 1000, maxBytes: 1 << 20, writeBatch: 1000, writeHighWater: 1 << 20 }
+
+function setup (limits: Partial<OutboxLimits> = {}) {
+  const sink = new FakeSink()
+  const stats = new DeliveryStats()
+  let slowConsumer = 0
+  const outbox = new PriorityOutbox(sink, new WritePump(), { ...roomy, ...limits }, stats, () => { slowConsumer++ })
+  return { sink, stats, outbox, slowConsumers: () => slowConsumer }
+}
+
+function frame (label: string, priority: PriorityLevel, ttlMs = 0, key?: string) {
+  return createFrame(JSON.stringify({ label }), priority, ttlMs, key)
+}
+
+function labels (sink: FakeSink): string[] {
+  return sink.messages().map(m => (m as { label: string }).label)
+}
+
+t.test('drains the highest priority first, FIFO within a level', async t => {
+  const { sink, outbox } = setup()
+  outbox.enqueue(frame('low-1', Priority.low))
+  outbox.enqueue(frame('normal-1', Priority.normal))
+  outbox.enqueue(frame('high-1', Priority.high))
+  outbox.enqueue(frame('critical-1', Priority.critical))
+  outbox.enqueue(frame('low-2', Priority.low))
+  outbox.enqueue(frame('critical-2', Priority.critical))
+  t.same(sink.writes, [], 'nothing is written synchronously')
+  await turn()
+  t.same(labels(sink), ['critical-1', 'critical-2', 'high-1', 'normal-1', 'low-1', 'low-2'])
+  t.equal(outbox.length, 0)
+})
+
+t.test('coalesces every frame queued in one turn into one corked batch', async t => {
+  const { sink, outbox, stats } = setup()
+  for (let i = 0; i < 10; i++) outbox.enqueue(frame(`m${i}`, Priority.normal))
+  await turn()
+  t.same(sink.batches, [10], 'one flush, ten frames')
+  t.equal(stats.sent[Priority.normal], 10)
+  t.equal(stats.outboxWaitSeconds.count, 10, 'every write observed in the wait histogram')
+})
+
+t.test('writes at most writeBatch frames per flush and continues next turn', async t => {
+  const { sink, outbox } = setup({ writeBatch: 3 })
+  for (let i = 0; i < 7; i++) outbox.enqueue(frame(`m${i}`, Priority.normal))
+  await turn()
+  t.same(sink.batches, [3])
+  await turn(2)
+  t.same(sink.batches, [3, 3, 1])
+  t.same(labels(sink), ['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6'])
+})
+
+t.test('a full queue evicts the oldest message of the lowest level first', async t => {
+  const { sink, outbox, stats } = setup({ maxMessages: 3 })
+  outbox.enqueue(frame('low-1', Priority.low))
+  outbox.enqueue(frame('normal-1', Priority.normal))
+  outbox.enqueue(frame('low-2', Priority.low))
+  t.ok(outbox.enqueue(frame('high-1', Priority.high)))
+  t.equal(stats.dropped.evicted[Priority.low], 1)
+  t.ok(outbox.enqueue(frame('high-2', Priority.high)))
+  t.equal(stats.dropped.evicted[Priority.low], 2)
+  t.ok(outbox.enqueue(frame('critical', Priority.critical)))
+  t.equal(stats.dropped.evicted[Priority.normal], 1, 'then the next level up')
+  await turn()
+  t.same(labels(sink), ['critical', 'high-1', 'high-2'])
+})
+
+t.test('an incoming message with nothing lower to evict is dropped and counted', async t => {
+  const { sink, outbox, stats, slowConsumers } = setup({ maxMessages: 2 })
+  outbox.enqueue(frame('high-1', Priority.high))
+  outbox.enqueue(frame('high-2', Priority.high))
+  t.notOk(outbox.enqueue(frame('normal', Priority.normal)))
+  t.notOk(outbox.enqueue(frame('high-3', Priority.high)), 'same level does not evict')
+  t.equal(stats.dropped.queue_full[Priority.normal], 1)
+  t.equal(stats.dropped.queue_full[Priority.high], 1)
+  t.equal(slowConsumers(), 0)
+  await turn()
+  t.same(labels(sink), ['high-1', 'high-2'])
+})
+
+t.test('a critical message that cannot be queued disconnects the slow consumer', async t => {
+  const { sink, outbox, stats, slowConsumers } = setup({ maxMessages: 2 })
+  outbox.enqueue(frame('critical-1', Priority.critical))
+  outbox.enqueue(frame('critical-2', Priority.critical))
+  t.notOk(outbox.enqueue(frame('critical-3', Priority.critical)))
+  t.equal(slowConsumers(), 1)
+  t.equal(stats.slowConsumerDisconnects, 1)
+  t.equal(stats.dropped.queue_full[Priority.critical], 1, 'the message that did not fit')
+  t.equal(stats.dropped.closed[Priority.critical], 2, 'the ones the closed connection will never get')
+  t.ok(outbox.isClosed)
+  t.notOk(outbox.enqueue(frame('late', Priority.low)))
+  t.equal(stats.dropped.closed[Priority.low], 1)
+  await turn()
+  t.same(sink.writes, [], 'nothing is written after the disconnect')
+})
+
+t.test('the byte bound applies across levels, and eviction only happens when it makes room', async t => {
+  const big = 'x'.repeat(400)
+  const bigFrame = (label: string, p: PriorityLevel) => createFrame(JSON.stringify({ label, big }), p)
+  const size = bigFrame('low-1', Priority.low).bytes.length
+  const { sink, outbox, stats } = setup({ maxBytes: size * 2 + 10 })
+  outbox.enqueue(bigFrame('low-1', Priority.low))
+  outbox.enqueue(bigFrame('low-2', Priority.low))
+  t.equal(outbox.bytes, size * 2)
+  t.ok(outbox.enqueue(bigFrame('normal', Priority.normal)))
+  t.equal(stats.dropped.evicted[Priority.low], 1)
+  const huge = createFrame(JSON.stringify({ label: 'huge', big: big.repeat(5) }), Priority.high)
+  t.notOk(outbox.enqueue(huge), 'larger than the whole bound')
+  t.equal(stats.dropped.evicted[Priority.low], 1, 'nothing was evicted for a message that could never fit')
+  t.equal(stats.dropped.queue_full[Priority.high], 1)
+  await turn()
+  t.same(labels(sink), ['normal', 'low-2'])
+})
+
+t.test('a message past its ttl is dropped as expired instead of delivered late', async t => {
+  const { sink, outbox, stats } = setup({ writeHighWater: 1024 })
+  sink.writableLength = 4096 // the socket is backed up
+  outbox.enqueue(frame('stale', Priority.normal, 20))
+  outbox.enqueue(frame('fresh', Priority.normal))
+  await turn()
+  t.same(labels(sink), [])
+  await sleep(40)
+  sink.release()
+  await turn()
+  t.same(labels(sink), ['fresh'])
+  t.equal(stats.dropped.expired[Priority.normal], 1)
+  t.equal(stats.sent[Priority.normal], 1)
+})
+
+t.test('a newer message with the same key supersedes the queued one', async t => {
+  const { sink, outbox, stats } = setup()
+  outbox.enqueue(frame('price-1', Priority.normal, 0, 'room\u0000BTC'))
+  outbox.enqueue(frame('other', Priority.normal, 0, 'room\u0000ETH'))
+  outbox.enqueue(frame('price-2', Priority.normal, 0, 'room\u0000BTC'))
+  outbox.enqueue(frame('price-3', Priority.high, 0, 'room\u0000BTC'))
+  t.equal(outbox.length, 2)
+  t.equal(stats.dropped.superseded[Priority.normal], 2)
+  await turn()
+  t.same(labels(sink), ['price-3', 'other'])
+  outbox.enqueue(frame('price-4', Priority.normal, 0, 'room\u0000BTC'))
+  await turn()
+  t.same(labels(sink), ['price-3', 'other', 'price-4'], 'a key that was already sent does not hold back the next value')
+})
+
+t.test('backpressure: stops at the high-water mark and lets priority pick again when the socket drains', async t => {
+  const sample = frame('n0', Priority.normal).bytes.length
+  const { sink, outbox } = setup({ writeHighWater: sample * 2 })
+  for (let i = 0; i < 5; i++) outbox.enqueue(frame(`n${i}`, Priority.normal))
+  await turn(3)
+  t.same(labels(sink), ['n0', 'n1'], 'two frames fill the socket buffer')
+  outbox.enqueue(frame('urgent', Priority.critical))
+  await turn(3)
+  t.same(labels(sink), ['n0', 'n1'], 'nothing more is written while the socket is full')
+  sink.release()
+  await turn(2)
+  t.same(labels(sink), ['n0', 'n1', 'urgent', 'n2'], 'the critical message overtook the waiting ones')
+  sink.release()
+  await turn(2)
+  t.same(labels(sink), ['n0', 'n1', 'urgent', 'n2', 'n3', 'n4'])
+})
+
+t.test('waits for the socket when it is already full before the first write', async t => {
+  const { sink, outbox } = setup({ writeHighWater: 1024 })
+  sink.writableLength = 2048
+  outbox.enqueue(frame('a', Priority.normal))
+  await turn(2)
+  t.same(labels(sink), [])
+  sink.release()
+  await turn(2)
+  t.same(labels(sink), ['a'])
+})
+
+t.test('whenEmpty resolves once everything queued reached the socket', async t => {
+  const { outbox, sink } = setup({ writeBatch: 2 })
+  t.equal(await Promise.race([outbox.whenEmpty(), 'pending']), undefined, 'resolves at once when empty')
+  for (let i = 0; i < 5; i++) outbox.enqueue(frame(`m${i}`, Priority.critical))
+  await outbox.whenEmpty()
+  t.equal(labels(sink).length, 5)
+})
+
+t.test('close drops what is queued with reason closed and wakes waiters', async t => {
+  const { outbox, stats } = setup()
+  outbox.enqueue(frame('a', Priority.normal))
+  outbox.enqueue(frame('b', Priority.low, 0, 'k'))
+  const empty = outbox.whenEmpty()
+  outbox.close()
+  await empty
+  t.equal(stats.dropped.closed[Priority.normal], 1)
+  t.equal(stats.dropped.closed[Priority.low], 1)
+  t.equal(outbox.length, 0)
+  outbox.close()
+  t.equal(stats.dropped.closed[Priority.normal], 1, 'closing twice counts nothing twice')
+})
+
+t.test('a write error leaves the outbox waiting for close instead of spinning', async t => {
+  const { outbox, sink } = setup({ writeHighWater: 10 })
+  outbox.enqueue(frame('a', Priority.normal))
+  outbox.enqueue(frame('b', Priority.normal))
+  await turn()
+  t.equal(labels(sink).length, 1)
+  const failing = sink as unknown as { callbacks: ((error?: Error | null) => void)[] }
+  for (const callback of failing.callbacks) callback(new Error('EPIPE'))
+  await turn(2)
+  t.equal(labels(sink).length, 1)
+})
+
+t.test('registry tracks live outboxes, sums queues and releases them', async t => {
+  const registry = new OutboxRegistry(roomy)
+  const a = registry.create(new FakeSink(), () => {})
+  const b = registry.create(new FakeSink(), () => {})
+  a.enqueue(frame('1', Priority.normal))
+  b.enqueue(frame('2', Priority.normal))
+  b.enqueue(frame('3', Priority.normal))
+  t.equal(registry.queuedMessages(), 3)
+  await registry.whenAllEmpty()
+  t.equal(registry.queuedMessages(), 0)
+  t.equal(registry.stats.sent[Priority.normal], 3, 'one counter set for the whole app')
+  registry.release(a)
+  t.equal(registry.live.size, 1)
+  t.ok(a.isClosed)
+})
+
+t.test('one frame object is shared by every outbox it is queued in', async t => {
+  const registry = new OutboxRegistry(roomy)
+  const sinks = [new FakeSink(), new FakeSink(), new FakeSink()]
+  const outboxes = sinks.map(sink => registry.create(sink, () => {}))
+  const shared = frame('fan-out', Priority.normal)
+  for (const outbox of outboxes) outbox.enqueue(shared)
+  await turn()
+  for (const sink of sinks) t.equal(sink.writes[0], shared.bytes, 'the very same Buffer')
+})
