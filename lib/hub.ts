@@ -6,8 +6,10 @@ import type { Priority } from './priority.js'
 export interface Member {
   readonly id: string
   deliver (frame: OutgoingFrame): void
-  /** Ends the connection (shutdown uses 1001); resolves once it is closed. */
+  /** Ends the connection with a close handshake (shutdown uses 1001); resolves once it is closed. */
   close (code: number, reason: string): Promise<void>
+  /** Drops the connection at once, for a peer that did not finish the close handshake in time. */
+  terminate (): void
 }
 
 /** Inbound traffic counters in plain numbers, exported by the metrics plugin at scrape time. */

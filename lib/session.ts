@@ -103,10 +103,14 @@ export class ClientSession implements Member {
     return this.closedPromise
   }
 
+  terminate (): void {
+    this.socket.terminate()
+  }
+
   /** Terminates a peer that missed the previous pong; otherwise pings it. */
   heartbeat (): void {
     if (!this.alive) {
-      this.socket.terminate()
+      this.terminate()
       return
     }
     this.alive = false

@@ -1,3 +1,5 @@
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import fp from 'fastify-plugin'
 import type { Config } from '../lib/config.js'
@@ -8,6 +10,10 @@ declare module 'fastify' {
     /** Readiness: draining turns true when shutdown starts; /readyz and new upgrades then answer 503. */
     lifecycle: { draining: boolean }
   }
+}
+
+function endRefusedUpgrade (_request: IncomingMessage, socket: Duplex): void {
+  socket.end()
 }
 
 export interface LifecyclePluginOptions {
@@ -27,6 +33,9 @@ export default fp<LifecyclePluginOptions>(async function lifecycle (fastify, opt
 
   fastify.addHook('preClose', async () => {
     state.draining = true
+    // While closing, Fastify answers an upgrade with 503 synchronously but leaves its socket open, and
+    // server.close() would wait for that socket for as long as the client keeps it: end it after the answer.
+    fastify.server.on('upgrade', endRefusedUpgrade)
     const deadline = Date.now() + opts.config.shutdownTimeoutMs
     const remaining = (): number => Math.max(0, deadline - Date.now())
     const budget = (): Promise<void> => sleep(remaining(), undefined, { ref: false })
@@ -35,6 +44,13 @@ export default fp<LifecyclePluginOptions>(async function lifecycle (fastify, opt
     await Promise.race([outbox.whenAllEmpty(), budget()])
     const closing = Array.from(hub.members(), member => member.close(CloseCode.goingAway, 'server shutting down'))
     await Promise.race([Promise.all(closing), budget()])
-    if (remaining() === 0) fastify.log.warn({ open: hub.stats().connections }, 'shutdown timeout reached; closing what is left')
+    const stragglers = Array.from(hub.members())
+    if (stragglers.length > 0) {
+      fastify.log.warn({ open: stragglers.length }, 'shutdown timeout reached; terminating the connections left')
+      for (const member of stragglers) member.terminate()
+    }
+  })
+  fastify.addHook('onClose', async () => {
+    fastify.server.off('upgrade', endRefusedUpgrade)
   })
 }, { name: 'lifecycle', fastify: '5.x', dependencies: ['hub', 'outbox', 'worker-pool'] })

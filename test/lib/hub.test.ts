@@ -10,6 +10,7 @@ class RecordingMember implements Member {
   constructor (readonly id: string) {}
   deliver (frame: OutgoingFrame): void { this.frames.push(frame) }
   async close (code: number): Promise<void> { this.closedWith = code }
+  terminate (): void { this.closedWith = 1006 }
   messages (): Record<string, unknown>[] { return this.frames.map(f => decodeFrame(f.bytes) as Record<string, unknown>) }
 }
 
