@@ -43,6 +43,19 @@ export interface TaskStats {
   readonly waitSeconds: PlainHistogram
 }
 
+/** A task that failed every attempt, kept in the bounded dead-letter list. */
+export interface DeadLetter {
+  name: string
+  data: unknown
+  key: string | undefined
+  code: TaskErrorCode
+  message: string
+  attempts: number
+  /** ISO timestamps */
+  firstAttemptAt: string
+  failedAt: string
+}
+
 /** What the worker-pool plugin decorates as `fastify.workerPool`. */
 export interface TaskPool {
   readonly stats: TaskStats
@@ -58,6 +71,8 @@ export interface TaskPool {
   cancelOwner (owner: object): void
   /** Refuses new tasks; waits until queued and running ones settle or the deadline passes. */
   drain (timeoutMs: number): Promise<void>
+  /** The last DEAD_LETTER_SIZE tasks that failed every attempt, oldest first. */
+  deadLetters (): DeadLetter[]
   /** Releases the threads. */
   close (): Promise<void>
 }

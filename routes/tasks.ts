@@ -1,0 +1,64 @@
+import { Type, type Static } from '@sinclair/typebox'
+import type { FastifyError, FastifyPluginAsync } from 'fastify'
+import { createBearerCheck } from '../lib/bearer-auth.js'
+import { PrioritySchema, TaskNameSchema, priorityOf } from '../lib/protocol.js'
+import { TaskError, type TaskErrorCode } from '../lib/task-types.js'
+
+export interface TaskRoutesOptions {
+  apiKey: string
+}
+
+const TaskBody = Type.Object({
+  name: TaskNameSchema,
+  data: Type.Optional(Type.Unknown()),
+  priority: Type.Optional(PrioritySchema),
+  retries: Type.Optional(Type.Integer({ minimum: 0 })),
+  timeoutMs: Type.Optional(Type.Integer({ minimum: 1 })),
+  key: Type.Optional(Type.String({ minLength: 1, maxLength: 128 }))
+}, { additionalProperties: false })
+
+const STATUS: Record<TaskErrorCode, number> = {
+  bad_request: 400,
+  unknown_task: 404,
+  task_failed: 422,
+  overloaded: 429,
+  shutting_down: 503,
+  // Only a connection's tasks are cancelled; listed for completeness.
+  cancelled: 503,
+  timeout: 504
+}
+
+/** Runs tasks over HTTP for backends: registered under /api only when API_KEY is set. */
+const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (fastify, opts) => {
+  const authorized = createBearerCheck(opts.apiKey)
+  const { workerPool } = fastify
+
+  fastify.addHook('onRequest', async (request, reply) => {
+    if (!authorized(request.headers.authorization)) {
+      return reply.code(401).send({ code: 'unauthorized', message: 'expected Authorization: Bearer <API_KEY>' })
+    }
+  })
+
+  // Every error leaves in the { code, message } shape of the WebSocket protocol's error frames.
+  fastify.setErrorHandler((error: FastifyError | TaskError, request, reply) => {
+    if (error instanceof TaskError) {
+      return reply.code(STATUS[error.code]).send({ code: error.code, message: error.message })
+    }
+    const status = error.statusCode ?? 500
+    if (status >= 500) {
+      request.log.error({ err: error }, 'task route failed')
+      return reply.code(500).send({ code: 'internal', message: 'internal error' })
+    }
+    return reply.code(status).send({ code: 'bad_request', message: error.message })
+  })
+
+  fastify.post<{ Body: Static<typeof TaskBody> }>('/tasks', { schema: { body: TaskBody } }, async request => {
+    const { name, data, priority, retries, timeoutMs, key } = request.body
+    const result = await workerPool.submit({ name, data, priority: priorityOf(priority), retries, timeoutMs, key })
+    return { data: result ?? null }
+  })
+
+  fastify.get('/tasks/dead-letters', async () => ({ deadLetters: workerPool.deadLetters() }))
+}
+
+export default taskRoutes
