@@ -33,6 +33,11 @@ export default fp<MetricsPluginOptions>(async function metrics (fastify, opts) {
       overrides: { histogram: { registers: [registry] }, summary: { registers: [registry] } }
     }
   })
+  // prom-client names these gauges with a counter's _total suffix, which promtool rejects; the same
+  // numbers stay available as nodejs_active_handles, nodejs_active_requests and nodejs_active_resources.
+  for (const misnamed of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+    registry.removeSingleMetric(misnamed)
+  }
   fastify.decorate('metricsRegistry', registry)
 
   const { hub, outbox, workerPool } = fastify

@@ -1,0 +1,79 @@
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { buildApp, injectClient } from '../helpers/app.js'
+
+function sample (text: string, series: string): number {
+  const line = text.split('\n').find(l => l.startsWith(series + ' '))
+  if (line === undefined) throw new Error(`no sample ${series}`)
+  return Number(line.slice(series.length + 1))
+}
+
+t.test('/metrics exports the ws_* metrics, and they move with traffic', async t => {
+  const app = await buildApp(t)
+  const before = (await app.inject('/metrics')).body
+  for (const name of [
+    'ws_active_connections', 'ws_messages_sent_total', 'ws_messages_dropped_total', 'ws_send_queue_length',
+    'ws_tasks_submitted_total', 'ws_tasks_dropped_total', 'ws_worker_queue_length', 'ws_messages_received_total',
+    'ws_rooms', 'ws_slow_consumer_disconnects_total', 'ws_protocol_errors_total', 'ws_task_duration_seconds',
+    'ws_outbox_wait_seconds', 'ws_tasks_completed_total', 'ws_tasks_retried_total', 'ws_tasks_dead_lettered_total',
+    'ws_worker_utilization', 'ws_task_wait_seconds'
+  ]) {
+    t.match(before, new RegExp(`^# TYPE ${name} `, 'm'), `${name} is exported`)
+  }
+  t.equal(sample(before, 'ws_active_connections'), 0)
+
+  const a = await injectClient(app)
+  const b = await injectClient(app)
+  await a.request({ op: 'join', room: 'm' })
+  await b.request({ op: 'join', room: 'm' })
+  await a.request({ op: 'publish', room: 'm', data: 1, priority: 'low' })
+  await b.op('message')
+  await a.request({ op: 'task', name: 'echo', data: 1 })
+  a.send('garbage')
+  await a.op('error')
+
+  const after = (await app.inject('/metrics')).body
+  t.equal(sample(after, 'ws_active_connections'), 2)
+  t.equal(sample(after, 'ws_rooms'), 1)
+  t.equal(sample(after, 'ws_messages_received_total'), 5)
+  t.equal(sample(after, 'ws_messages_sent_total{priority="low"}'), 2, 'one publish, two recipients')
+  t.ok(sample(after, 'ws_messages_sent_total{priority="critical"}') >= 5, 'replies and errors go out as critical')
+  t.equal(sample(after, 'ws_protocol_errors_total{code="bad_request"}'), 1)
+  t.equal(sample(after, 'ws_tasks_submitted_total'), 1)
+  t.equal(sample(after, 'ws_tasks_completed_total{status="ok"}'), 1)
+  t.equal(sample(after, 'ws_task_duration_seconds_count{name="echo"}'), 1)
+  t.ok(sample(after, 'ws_outbox_wait_seconds_count') >= 7)
+  t.equal(sample(after, 'ws_outbox_wait_seconds_bucket{le="+Inf"}'), sample(after, 'ws_outbox_wait_seconds_count'))
+  t.match(after, /^http_request_duration_seconds_count\{method="GET",route="\/metrics",status_code="200"\} 1$/m, 'route metrics are on')
+  t.match(after, /^process_cpu_user_seconds_total /m, 'default process metrics are on')
+})
+
+t.test('two apps in one process keep separate registries', async t => {
+  const one = await buildApp(t)
+  const two = await buildApp(t)
+  await injectClient(one)
+  t.equal(sample((await one.inject('/metrics')).body, 'ws_active_connections'), 1)
+  t.equal(sample((await two.inject('/metrics')).body, 'ws_active_connections'), 0)
+  t.not(one.metricsRegistry, two.metricsRegistry)
+})
+
+t.test('the exposition passes promtool check metrics', async t => {
+  const promtool = ['promtool', '/usr/bin/promtool'].find(candidate => {
+    try { execFileSync(candidate, ['--version'], { stdio: 'ignore' }); return true } catch { return false }
+  })
+  if (promtool === undefined) {
+    if (process.env.CI === 'true') t.fail('promtool is required in CI (.ci/run installs it)')
+    else t.skip('promtool is not installed')
+    return
+  }
+  const app = await buildApp(t)
+  const client = await injectClient(app)
+  await client.request({ op: 'task', name: 'echo', data: 1 })
+  const file = join(mkdtempSync(join(tmpdir(), 'metrics-')), 'metrics.txt')
+  writeFileSync(file, (await app.inject('/metrics')).body)
+  const output = execFileSync('sh', ['-c', `${promtool} check metrics < ${file} 2>&1; echo "exit=$?"`]).toString()
+  t.match(output, /exit=0/, output)
+})
