@@ -49,6 +49,8 @@ export class DeliveryStats {
 
 /** The part of a stream the outbox writes to: a net.Socket under `ws`, or a fake in tests. */
 export interface FrameSink {
+  /** False once the stream was ended, e.g. after `ws` answered the peer's close frame. */
+  readonly writable: boolean
   readonly writableLength: number
   cork (): void
   uncork (): void
@@ -212,8 +214,8 @@ export class PriorityOutbox {
   /** Writes up to one batch, highest priority first; called by the WritePump, at most once per turn. */
   flush (): void {
     this.scheduled = false
-    if (this.closed || this.awaitingWrite) return
     const sink = this.sink
+    if (this.closed || this.awaitingWrite || !sink.writable) return
     const { writeBatch, writeHighWater } = this.limits
     if (sink.writableLength >= writeHighWater) {
       this.awaitWrite(EMPTY)

@@ -92,8 +92,11 @@ export class ClientSession implements Member {
     return this.rooms?.has(room) === true
   }
 
+  /** Frames still queued are dropped (counted as closed): nothing may follow the close frame. */
   close (code: number, reason: string): Promise<void> {
     if (this.closedPromise === undefined) {
+      // The released outbox stays attached, so later deliveries are refused and counted, not written.
+      this.context.outboxes.release(this.ensureOutbox())
       this.closedPromise = new Promise(resolve => {
         if (this.socket.readyState === this.socket.CLOSED) resolve()
         else this.socket.once('close', () => resolve())

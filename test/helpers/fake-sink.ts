@@ -13,6 +13,7 @@ export function decodeFrame (frame: Buffer): unknown {
  * when the test calls release(), so backpressure is under the test's control.
  */
 export class FakeSink implements FrameSink {
+  writable = true
   writableLength = 0
   readonly writes: Buffer[] = []
   /** Frames per cork/uncork pair, in order. */

@@ -175,6 +175,15 @@ t.test('waits for the socket when it is already full before the first write', as
   t.same(labels(sink), ['a'])
 })
 
+t.test('an ended socket gets no more writes', async t => {
+  const { outbox, sink } = setup()
+  sink.writable = false
+  outbox.enqueue(frame('late', Priority.critical))
+  await turn(2)
+  t.same(sink.writes, [])
+  t.equal(outbox.length, 1, 'it stays queued until the connection is released')
+})
+
 t.test('whenEmpty resolves once everything queued reached the socket', async t => {
   const { outbox, sink } = setup({ writeBatch: 2 })
   t.equal(await Promise.race([outbox.whenEmpty(), 'pending']), undefined, 'resolves at once when empty')
