@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net'
+import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import WebSocket from 'ws'
 import { Priority } from '../../lib/priority.js'
@@ -124,5 +125,17 @@ t.test('new upgrades are refused while draining', async t => {
   })
   t.not(outcome, 'open', `refused (${outcome})`)
   await client.closed
+  await closing
+})
+
+t.test('shutdown lets a running task finish and sends its reply before closing', async t => {
+  const { app, url } = await listenApp(t, { tasksModule: fileURLToPath(new URL('../fixtures/tasks.mjs', import.meta.url)) })
+  const client = await TestClient.connect(`${url}/ws`)
+  await client.op('welcome')
+  const reply = client.request({ op: 'task', name: 'slow', data: { ms: 300, value: 'done' } })
+  await new Promise(resolve => setTimeout(resolve, 50))
+  const closing = app.close()
+  t.same(await reply, { op: 'reply', ref: 1, ok: true, data: 'done' }, 'the reply came before the close')
+  t.equal((await client.closed).code, 1001)
   await closing
 })
