@@ -33,6 +33,16 @@ export const TtlSchema = Type.Integer({ minimum: 1, maximum: 86_400_000 })
 export const ConflationKeySchema = Type.String({ minLength: 1, maxLength: 128 })
 export const TaskNameSchema = Type.String({ minLength: 1, maxLength: 64 })
 
+/** A task request's fields, shared by the task op and POST /api/tasks. */
+export const TASK_FIELDS = {
+  name: TaskNameSchema,
+  data: Type.Optional(Type.Unknown()),
+  priority: Type.Optional(PrioritySchema),
+  retries: Type.Optional(Type.Integer({ minimum: 0 })),
+  timeoutMs: Type.Optional(Type.Integer({ minimum: 1 })),
+  key: Type.Optional(Type.String({ minLength: 1, maxLength: 128 }))
+}
+
 const opSchemas = {
   join: Type.Object({ op: Type.Literal('join'), ref: Type.Optional(RefSchema), room: RoomSchema }),
   leave: Type.Object({ op: Type.Literal('leave'), ref: Type.Optional(RefSchema), room: RoomSchema }),
@@ -51,16 +61,7 @@ const opSchemas = {
     data: Type.Unknown(),
     priority: Type.Optional(PrioritySchema)
   }),
-  task: Type.Object({
-    op: Type.Literal('task'),
-    ref: Type.Optional(RefSchema),
-    name: TaskNameSchema,
-    data: Type.Optional(Type.Unknown()),
-    priority: Type.Optional(PrioritySchema),
-    retries: Type.Optional(Type.Integer({ minimum: 0 })),
-    timeoutMs: Type.Optional(Type.Integer({ minimum: 1 })),
-    key: Type.Optional(Type.String({ minLength: 1, maxLength: 128 }))
-  }),
+  task: Type.Object({ op: Type.Literal('task'), ref: Type.Optional(RefSchema), ...TASK_FIELDS }),
   ping: Type.Object({ op: Type.Literal('ping'), ref: Type.Optional(RefSchema) })
 } satisfies Record<string, TSchema>
 

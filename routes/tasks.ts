@@ -1,21 +1,14 @@
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyError, FastifyPluginAsync } from 'fastify'
 import { createBearerCheck } from '../lib/bearer-auth.js'
-import { PrioritySchema, TaskNameSchema, priorityOf } from '../lib/protocol.js'
+import { TASK_FIELDS, priorityOf } from '../lib/protocol.js'
 import { TaskError, type TaskErrorCode } from '../lib/task-types.js'
 
 export interface TaskRoutesOptions {
   apiKey: string
 }
 
-const TaskBody = Type.Object({
-  name: TaskNameSchema,
-  data: Type.Optional(Type.Unknown()),
-  priority: Type.Optional(PrioritySchema),
-  retries: Type.Optional(Type.Integer({ minimum: 0 })),
-  timeoutMs: Type.Optional(Type.Integer({ minimum: 1 })),
-  key: Type.Optional(Type.String({ minLength: 1, maxLength: 128 }))
-}, { additionalProperties: false })
+const TaskBody = Type.Object(TASK_FIELDS, { additionalProperties: false })
 
 const STATUS: Record<TaskErrorCode, number> = {
   bad_request: 400,
