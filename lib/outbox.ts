@@ -52,8 +52,6 @@ export interface FrameSink {
   /** False once the stream was ended, e.g. after `ws` answered the peer's close frame. */
   readonly writable: boolean
   readonly writableLength: number
-  cork (): void
-  uncork (): void
   write (chunk: Buffer, callback?: (error?: Error | null) => void): boolean
 }
 
@@ -131,6 +129,8 @@ class FrameQueue {
 }
 
 const EMPTY = Buffer.alloc(0)
+/** Frames of the flush in progress; flushes never nest, so one array serves every outbox. */
+const scratch: Buffer[] = []
 
 /**
  * The bounded per-connection queue with four priority levels and the write pump's per-socket half.
@@ -224,27 +224,32 @@ export class PriorityOutbox {
     const now = performance.now()
     const sent = this.stats.sent
     const wait = this.stats.outboxWaitSeconds
-    let written = 0
-    let buffered = sink.writableLength
-    sink.cork()
-    while (written < writeBatch) {
+    const chunks = scratch
+    let bytes = 0
+    let crossedHighWater = false
+    while (chunks.length < writeBatch) {
       const frame = this.takeNext()
       if (frame === undefined) break
       if (frame.expiresAt !== 0 && frame.expiresAt <= now) {
         this.stats.dropped.expired[frame.priority]!++
         continue
       }
-      buffered += frame.bytes.length
-      written++
+      chunks.push(frame.bytes)
+      bytes += frame.bytes.length
       sent[frame.priority]!++
       wait.observe((now - frame.createdAt) / 1000)
-      if (buffered >= writeHighWater && this.queuedMessages > 0) {
-        this.awaitWrite(frame.bytes)
+      if (sink.writableLength + bytes >= writeHighWater && this.queuedMessages > 0) {
+        crossedHighWater = true
         break
       }
-      sink.write(frame.bytes)
     }
-    sink.uncork()
+    if (chunks.length > 0) {
+      // One write per flush: a single syscall-bound write costs far more than copying a few frames.
+      const chunk = chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, bytes)
+      chunks.length = 0
+      if (crossedHighWater) this.awaitWrite(chunk)
+      else sink.write(chunk)
+    }
     if (this.queuedMessages > 0) {
       if (!this.awaitingWrite) {
         this.scheduled = true

@@ -1,7 +1,21 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import type { FrameSink } from '../../lib/outbox.js'
 
-/** Reads the JSON payload back out of a server text frame built by encodeTextFrame. */
+/** Splits a chunk into the server text frames (built by encodeTextFrame) it holds. */
+export function splitFrames (chunk: Buffer): Buffer[] {
+  const frames: Buffer[] = []
+  let offset = 0
+  while (offset < chunk.length) {
+    const lengthByte = (chunk[offset + 1] as number) & 0x7f
+    const header = lengthByte < 126 ? 2 : lengthByte === 126 ? 4 : 10
+    const length = lengthByte < 126 ? lengthByte : lengthByte === 126 ? chunk.readUInt16BE(offset + 2) : Number(chunk.readBigUInt64BE(offset + 2))
+    frames.push(chunk.subarray(offset, offset + header + length))
+    offset += header + length
+  }
+  return frames
+}
+
+/** Reads the JSON payload back out of one server text frame. */
 export function decodeFrame (frame: Buffer): unknown {
   const lengthByte = (frame[1] as number) & 0x7f
   const offset = lengthByte < 126 ? 2 : lengthByte === 126 ? 4 : 10
@@ -16,18 +30,11 @@ export class FakeSink implements FrameSink {
   writable = true
   writableLength = 0
   readonly writes: Buffer[] = []
-  /** Frames per cork/uncork pair, in order. */
-  readonly batches: number[] = []
-  private corks = 0
-  private batchStart = 0
   private callbacks: ((error?: Error | null) => void)[] = []
 
-  cork (): void {
-    if (this.corks++ === 0) this.batchStart = this.writes.filter(w => w.length > 0).length
-  }
-
-  uncork (): void {
-    if (--this.corks === 0) this.batches.push(this.writes.filter(w => w.length > 0).length - this.batchStart)
+  /** Frames per write call, in order (empty chunks, used only to wait for the buffer, are left out). */
+  get batches (): number[] {
+    return this.writes.filter(w => w.length > 0).map(w => splitFrames(w).length)
   }
 
   write (chunk: Buffer, callback?: (error?: Error | null) => void): boolean {
@@ -45,9 +52,9 @@ export class FakeSink implements FrameSink {
     for (const callback of callbacks) callback()
   }
 
-  /** Payloads written so far (empty chunks, used only to wait for the buffer, are left out). */
+  /** Payloads written so far, in order. */
   messages (): unknown[] {
-    return this.writes.filter(w => w.length > 0).map(decodeFrame)
+    return this.writes.flatMap(splitFrames).map(decodeFrame)
   }
 }
 

@@ -36,7 +36,7 @@ t.test('drains the highest priority first, FIFO within a level', async t => {
   t.equal(outbox.length, 0)
 })
 
-t.test('coalesces every frame queued in one turn into one corked batch', async t => {
+t.test('coalesces every frame queued in one turn into one write', async t => {
   const { sink, outbox, stats } = setup()
   for (let i = 0; i < 10; i++) outbox.enqueue(frame(`m${i}`, Priority.normal))
   await turn()
@@ -241,5 +241,5 @@ t.test('one frame object is shared by every outbox it is queued in', async t => 
   const shared = frame('fan-out', Priority.normal)
   for (const outbox of outboxes) outbox.enqueue(shared)
   await turn()
-  for (const sink of sinks) t.equal(sink.writes[0], shared.bytes, 'the very same Buffer')
+  for (const sink of sinks) t.equal(sink.writes[0], shared.bytes, 'the very same Buffer, written without a copy')
 })
