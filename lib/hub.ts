@@ -10,6 +10,8 @@ export interface Member {
   close (code: number, reason: string): Promise<void>
   /** Drops the connection at once, for a peer that did not finish the close handshake in time. */
   terminate (): void
+  /** Liveness check, called by the heartbeat sweep. */
+  heartbeat (): void
 }
 
 /** Inbound traffic counters in plain numbers, exported by the metrics plugin at scrape time. */
@@ -118,7 +120,7 @@ export class Hub {
     return Array.from(this.rooms, ([room, { members }]) => ({ room, members: members.size }))
   }
 
-  /** Every connected member, for heartbeats and shutdown. */
+  /** Every connected member, for the heartbeat sweep and shutdown. */
   members (): IterableIterator<Member> {
     return this.connections.values()
   }

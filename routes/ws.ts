@@ -12,7 +12,6 @@ const wsRoute: FastifyPluginAsync<WsRouteOptions> = async (fastify, opts) => {
   const { config } = opts
   const { hub, outbox, workerPool, lifecycle } = fastify
   const allowedOrigins = parseAllowedOrigins(config.allowedOrigins)
-  const sessions = new Set<ClientSession>()
   const context: SessionContext = {
     hub,
     outboxes: outbox,
@@ -22,7 +21,7 @@ const wsRoute: FastifyPluginAsync<WsRouteOptions> = async (fastify, opts) => {
   }
 
   const sweep = setInterval(() => {
-    for (const session of sessions) session.heartbeat()
+    for (const member of hub.members()) member.heartbeat()
   }, config.heartbeatMs)
   sweep.unref()
   fastify.addHook('onClose', async () => { clearInterval(sweep) })
@@ -36,9 +35,8 @@ const wsRoute: FastifyPluginAsync<WsRouteOptions> = async (fastify, opts) => {
       }
     }
   }, (socket: WebSocket) => {
-    const session = new ClientSession(socket, context)
-    sessions.add(session)
-    socket.once('close', () => sessions.delete(session))
+    // The session registers itself with the hub and unregisters when the socket closes.
+    new ClientSession(socket, context)
   })
 }
 

@@ -11,6 +11,7 @@ class RecordingMember implements Member {
   deliver (frame: OutgoingFrame): void { this.frames.push(frame) }
   async close (code: number): Promise<void> { this.closedWith = code }
   terminate (): void { this.closedWith = 1006 }
+  heartbeat (): void {}
   messages (): Record<string, unknown>[] { return this.frames.map(f => decodeFrame(f.bytes) as Record<string, unknown>) }
 }
 
