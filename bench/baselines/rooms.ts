@@ -1,0 +1,109 @@
+import type { WebSocket } from 'ws'
+
+/**
+ * Protocol v1 reduced to join, leave, publish and ping, for the bare `ws` and bare Fastify baselines:
+ * no validation beyond JSON.parse, no priorities, no queues, no rate limits. A publish is serialised
+ * once and handed to `ws.send` once per member, which is the floor of what a Node server built on the
+ * same library does. The frame text is encoded to a Buffer once so that `ws` does not re-encode the
+ * string for every recipient.
+ */
+
+interface Room {
+  readonly members: Set<WebSocket>
+  seq: number
+}
+
+interface Op {
+  op?: unknown
+  ref?: unknown
+  room?: unknown
+  data?: unknown
+  priority?: unknown
+}
+
+const rooms = new Map<string, Room>()
+const TEXT = { binary: false }
+let nextId = 0
+
+function reply (socket: WebSocket, ref: unknown, fields: string): void {
+  if (ref === undefined) return
+  socket.send(`{"op":"reply","ref":${JSON.stringify(ref)},"ok":true${fields}}`)
+}
+
+function fail (socket: WebSocket, ref: unknown, code: string): void {
+  const refPart = ref === undefined ? '' : `"ref":${JSON.stringify(ref)},`
+  socket.send(`{"op":"error",${refPart}"code":"${code}","message":"${code}"}`)
+}
+
+function leave (socket: WebSocket, name: string): void {
+  const room = rooms.get(name)
+  if (room === undefined) return
+  room.members.delete(socket)
+  if (room.members.size === 0) rooms.delete(name)
+}
+
+/** Serves one connection until it closes. */
+export function serveV1 (socket: WebSocket): void {
+  const id = `b${(++nextId).toString(36)}`
+  const joined = new Set<string>()
+  socket.send(`{"op":"welcome","client":"${id}","version":1,"heartbeatMs":0,"maxPayload":65536}`)
+  socket.on('message', (raw: Buffer, isBinary: boolean) => {
+    let op: Op
+    try {
+      op = JSON.parse(raw.toString()) as Op
+    } catch {
+      fail(socket, undefined, 'bad_request')
+      return
+    }
+    if (isBinary || typeof op !== 'object' || op === null) {
+      fail(socket, undefined, 'bad_request')
+      return
+    }
+    const name = op.room
+    switch (op.op) {
+      case 'join': {
+        if (typeof name !== 'string') return fail(socket, op.ref, 'bad_request')
+        let room = rooms.get(name)
+        if (room === undefined) {
+          room = { members: new Set(), seq: 0 }
+          rooms.set(name, room)
+        }
+        room.members.add(socket)
+        joined.add(name)
+        return reply(socket, op.ref, `,"room":${JSON.stringify(name)},"seq":${room.seq}`)
+      }
+      case 'leave': {
+        if (typeof name !== 'string') return fail(socket, op.ref, 'bad_request')
+        if (joined.delete(name)) leave(socket, name)
+        return reply(socket, op.ref, '')
+      }
+      case 'publish': {
+        const room = typeof name === 'string' && joined.has(name) ? rooms.get(name) : undefined
+        if (room === undefined) return fail(socket, op.ref, 'not_member')
+        const seq = ++room.seq
+        const priority = JSON.stringify(op.priority ?? 'normal')
+        const frame = Buffer.from(
+          `{"op":"message","room":${JSON.stringify(name)},"seq":${seq},"data":${JSON.stringify(op.data) ?? 'null'},"priority":${priority},"ts":${Date.now()},"from":"${id}"}`
+        )
+        for (const member of room.members) member.send(frame, TEXT)
+        return reply(socket, op.ref, `,"seq":${seq}`)
+      }
+      case 'ping':
+        socket.send(op.ref === undefined ? '{"op":"pong"}' : `{"op":"pong","ref":${JSON.stringify(op.ref)}}`)
+        return
+      default:
+        fail(socket, op.ref, 'bad_request')
+    }
+  })
+  socket.once('close', () => {
+    for (const name of joined) leave(socket, name)
+    joined.clear()
+  })
+}
+
+/** The listening port from PORT (required) and the interface from HOST (loopback by default). */
+export function listenAddress (): { port: number, host: string } {
+  const port = Number(process.env.PORT)
+  if (!Number.isInteger(port) || port <= 0) throw new Error('set PORT to the port to listen on')
+  return { port, host: process.env.HOST ?? '127.0.0.1' }
+}

@@ -1,0 +1,435 @@
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { availableParallelism, loadavg } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { runIdle, type IdleResult } from './idle.js'
+import { runDeliveries, type DeliveryResult, type Target } from './loadgen.js'
+import { ROOT, SERVER_NAMES, ServerProcess, TASKSET, metricSamples, openFileLimit, pinSelf, type ServerName } from './server-process.js'
+import { LOADGEN_BOTTLENECK_PCT, median, round, type LatencySummary, type WindowUsage } from './stats.js'
+import { TASK_NAMES, runTasksDirect, runTasksOverWebSocket, type TaskResult } from './tasks.js'
+import { WORKLOAD_NAMES, buildWorkload, type Workload, type WorkloadName } from './workloads.js'
+
+const USAGE = `Usage: npm run bench -- [options]
+  --workload=${WORKLOAD_NAMES.join(',')}
+  --servers=${SERVER_NAMES.join(',')}   (tasks always adds the direct piscina baseline)
+  --repeats=3        runs per (workload, server), interleaved across servers; medians are reported
+  --duration=5       measured seconds per workload phase
+  --smoke            every workload at tiny sizes for a few seconds, unpinned; fails on any loss
+  --profile=DIR      run Switchboard under --cpu-prof, writing profiles to DIR`
+
+const { values: flags } = parseArgs({
+  options: {
+    workload: { type: 'string' },
+    servers: { type: 'string' },
+    repeats: { type: 'string' },
+    duration: { type: 'string' },
+    smoke: { type: 'boolean', default: false },
+    profile: { type: 'string' },
+    help: { type: 'boolean', default: false }
+  }
+})
+
+if (flags.help) {
+  console.log(USAGE)
+  process.exit(0)
+}
+
+function listFlag<T extends string> (value: string | undefined, allowed: readonly T[], what: string): T[] {
+  if (value === undefined) return [...allowed]
+  const chosen = value.split(',').map(v => v.trim()).filter(v => v !== '')
+  const unknown = chosen.filter(v => !allowed.includes(v as T))
+  if (unknown.length > 0 || chosen.length === 0) {
+    console.error(`unknown ${what}: ${unknown.join(', ') || '(none given)'}\n${USAGE}`)
+    process.exit(2)
+  }
+  return chosen as T[]
+}
+
+function numberFlag (value: string | undefined, fallback: number, what: string): number {
+  if (value === undefined) return fallback
+  const parsed = Number(value)
+  if (!Number.isFinite(parsed) || parsed <= 0) {
+    console.error(`--${what} must be a positive number\n${USAGE}`)
+    process.exit(2)
+  }
+  return parsed
+}
+
+const smoke = flags.smoke
+const workloadNames = listFlag(flags.workload, WORKLOAD_NAMES, 'workload')
+const serverNames = listFlag(flags.servers, SERVER_NAMES, 'server')
+const repeats = Math.round(numberFlag(flags.repeats, smoke ? 1 : 3, 'repeats'))
+const durationMs = numberFlag(flags.duration, smoke ? 0.6 : 5, 'duration') * 1000
+const sizing = { smoke, durationMs }
+const workloads = new Map(workloadNames.map(name => [name, buildWorkload(name, sizing)]))
+
+// Every connection is a file descriptor in this process and in the server, which inherits our limit.
+const neededFiles = Math.max(...[...workloads.values()].map(w => (w.kind === 'idle' ? w.spec.connections : 2000))) + 1024
+const files = openFileLimit()
+if (files.soft < neededFiles) {
+  if (files.hard >= neededFiles && process.env.BENCH_NOFILE_RAISED === undefined) {
+    const relaunch = spawnSync('/bin/sh', ['-c', `ulimit -n ${neededFiles} && exec "$0" "$@"`, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+      stdio: 'inherit',
+      env: { ...process.env, BENCH_NOFILE_RAISED: '1' }
+    })
+    process.exit(relaunch.status ?? 1)
+  }
+  console.error(`warning: ulimit -n is ${files.soft} (hard ${files.hard}); ${neededFiles} are needed, connections may fail with EMFILE`)
+}
+
+const cores = availableParallelism()
+const pinned = !smoke && TASKSET && cores >= 2
+if (pinned) {
+  pinSelf(1)
+} else if (!smoke) {
+  console.error(TASKSET ? `warning: ${cores} CPU(s); running unpinned` : 'warning: taskset not found; running unpinned')
+}
+
+type Contender = ServerName | 'piscina'
+type Line = Record<string, unknown> & { workload: WorkloadName, server: Contender, repeat: number, ok: boolean, problems: string[] }
+
+function contendersFor (workload: Workload): Contender[] {
+  if (workload.kind !== 'tasks') return serverNames
+  // Only Switchboard runs tasks; the baseline is piscina called from this process.
+  return [...serverNames.filter(name => name === 'switchboard'), 'piscina']
+}
+
+const pickLatency = ({ p50, p90, p99, max }: LatencySummary): Omit<LatencySummary, 'count'> => ({ p50, p90, p99, max })
+
+function usageFields (usage: WindowUsage | undefined): Record<string, unknown> {
+  if (usage === undefined) return {}
+  if (usage.sameProcess) {
+    // Direct piscina runs in this process: its CPU is the pool's, not a load generator's.
+    return { serverCpuPct: usage.serverCpuPct, loadgenBottleneck: false }
+  }
+  return {
+    serverCpuPct: usage.serverCpuPct,
+    serverRssMiB: usage.serverRssMiB,
+    serverPeakRssMiB: usage.serverPeakRssMiB,
+    loadgenCpuPct: usage.loadgenCpuPct,
+    loadgenBottleneck: usage.loadgenCpuPct >= LOADGEN_BOTTLENECK_PCT
+  }
+}
+
+function deliveryLine (name: WorkloadName, result: DeliveryResult): Record<string, unknown> {
+  const main = result.phases[result.phases.length - 1]
+  if (main === undefined) throw new Error('a delivery workload has at least one phase')
+  const fields: Record<string, unknown> = {
+    deliveriesPerSec: main.deliveriesPerSec,
+    offeredPerSec: main.offeredPerSec,
+    publishedPerSec: main.publishedPerSec,
+    latencyMs: pickLatency(main.latencyMs),
+    lost: result.lost,
+    undelivered: result.undelivered,
+    duplicates: result.duplicates,
+    misrouted: result.misrouted,
+    connectMs: result.connectMs,
+    ...usageFields(main.usage)
+  }
+  if (name === 'overload') {
+    const unloaded = result.phases[0]
+    const critical = main.byPriority?.critical
+    if (unloaded === undefined || critical === undefined) throw new Error('overload runs an unloaded and a mixed-priority phase')
+    fields.criticalMs = { unloaded: pickLatency(unloaded.latencyMs), loaded: pickLatency(critical) }
+    fields.lostByPriority = result.lostByPriority
+    fields.lostSlow = result.lostSlow
+    fields.lostSlowByPriority = result.lostSlowByPriority
+    fields.undeliveredSlow = result.undeliveredSlow
+    fields.closedByServerSlow = result.closedByServerSlow
+  }
+  return {
+    ...fields,
+    closedByServer: result.closedByServer,
+    errorFrames: result.errorFrames,
+    unexpectedFrames: result.unexpectedFrames,
+    phases: result.phases
+  }
+}
+
+function deliveryProblems (result: DeliveryResult): string[] {
+  const problems: string[] = []
+  if (result.lost > 0) problems.push(`${result.lost} messages lost by normal readers`)
+  if (result.undelivered > 0) problems.push(`${result.undelivered} messages not delivered to normal readers by the end of the drain`)
+  if (result.duplicates > 0) problems.push(`${result.duplicates} duplicate deliveries`)
+  if (result.misrouted > 0) problems.push(`${result.misrouted} deliveries to a client outside the room`)
+  if (Object.keys(result.closedByServer).length > 0) problems.push(`connections closed by the server: ${JSON.stringify(result.closedByServer)}`)
+  if (Object.keys(result.errorFrames).length > 0) problems.push(`error frames: ${JSON.stringify(result.errorFrames)}`)
+  if (result.unexpectedFrames > 0) problems.push(`${result.unexpectedFrames} unexpected frames`)
+  if (result.phases.some(phase => phase.deliveriesPerSec === 0)) problems.push('a phase delivered nothing')
+  return problems
+}
+
+function idleLine (result: IdleResult): Record<string, unknown> {
+  return {
+    connections: result.connections,
+    connectMs: result.connectMs,
+    connectLatencyMs: pickLatency(result.connectLatencyMs),
+    rssBeforeMiB: result.rssBeforeMiB,
+    rssAfterMiB: result.rssAfterMiB,
+    serverRssMiB: result.rssAfterMiB,
+    rssPerConnectionKiB: result.rssPerConnectionKiB,
+    settled: result.settled,
+    ...usageFields(result.usage),
+    closedByServer: result.closedByServer
+  }
+}
+
+function taskLine (result: TaskResult): Record<string, unknown> {
+  return {
+    tasks: Object.fromEntries(Object.entries(result.byTask).map(([name, r]) => [name, { roundTripsPerSec: r.roundTripsPerSec, latencyMs: pickLatency(r.latencyMs), failures: r.failures }])),
+    ...usageFields(result.usage)
+  }
+}
+
+function taskProblems (result: TaskResult): string[] {
+  return Object.entries(result.byTask).flatMap(([name, r]) => [
+    ...(r.failures > 0 ? [`${r.failures} ${name} tasks failed or answered wrongly`] : []),
+    ...(r.latencyMs.count === 0 ? [`no ${name} task completed`] : [])
+  ])
+}
+
+async function switchboardDrops (server: ServerProcess): Promise<Record<string, unknown>> {
+  const text = await server.scrapeMetrics()
+  return {
+    serverDropped: metricSamples(text, 'ws_messages_dropped_total'),
+    serverSlowConsumerDisconnects: metricSamples(text, 'ws_slow_consumer_disconnects_total')[''] ?? 0
+  }
+}
+
+async function runOne (name: WorkloadName, workload: Workload, contender: Contender, repeat: number): Promise<Line> {
+  const head = { workload: name, server: contender, repeat }
+  if (contender === 'piscina') {
+    if (workload.kind !== 'tasks') throw new Error('piscina only runs the tasks workload')
+    const result = await runTasksDirect(workload.spec)
+    return { ...head, ok: true, problems: taskProblems(result), ...taskLine(result) }
+  }
+  let server: ServerProcess
+  try {
+    server = await ServerProcess.start(contender, { cpu: pinned ? 0 : undefined, nodeArgs: profileArgs(contender) })
+  } catch (error) {
+    return { ...head, ok: false, problems: [], error: (error as Error).message }
+  }
+  const target: Target = { dialect: server.dialect, host: server.host, port: server.port, pid: server.pid }
+  try {
+    let line: Line
+    if (workload.kind === 'deliveries') {
+      const result = await runDeliveries(target, workload.spec)
+      line = { ...head, ok: true, problems: deliveryProblems(result), ...deliveryLine(name, result) }
+      if (contender === 'switchboard' && !server.crashed) Object.assign(line, await switchboardDrops(server))
+    } else if (workload.kind === 'idle') {
+      const result = await runIdle(target, workload.spec)
+      line = { ...head, ok: true, problems: result.closedByServer > 0 ? [`${result.closedByServer} idle connections closed by the server`] : [], ...idleLine(result) }
+    } else {
+      const result = await runTasksOverWebSocket(target, workload.spec)
+      line = { ...head, ok: true, problems: taskProblems(result), ...taskLine(result) }
+    }
+    if (server.crashed) return { ...line, ok: false, error: server.describeExit() }
+    return line
+  } catch (error) {
+    const reason = server.crashed ? server.describeExit() : (error as Error).stack ?? String(error)
+    return { ...head, ok: false, problems: [], error: reason }
+  } finally {
+    await server.stop(flags.profile === undefined ? 3000 : 30_000)
+  }
+}
+
+function profileArgs (contender: ServerName): string[] {
+  if (flags.profile === undefined || contender !== 'switchboard') return []
+  return ['--cpu-prof', `--cpu-prof-dir=${flags.profile}`]
+}
+
+// Table columns per workload kind, read from a result line.
+type Column = [label: string, read: (line: Line) => number | undefined]
+const at = (line: Line, path: string): number | undefined => {
+  let value: unknown = line
+  for (const key of path.split('.')) value = (value as Record<string, unknown> | undefined)?.[key]
+  return typeof value === 'number' ? value : undefined
+}
+const col = (label: string, path: string): Column => [label, line => at(line, path)]
+
+const DELIVERY_COLUMNS: Column[] = [
+  col('deliveries/s', 'deliveriesPerSec'), col('p50 ms', 'latencyMs.p50'), col('p90 ms', 'latencyMs.p90'),
+  col('p99 ms', 'latencyMs.p99'), col('max ms', 'latencyMs.max'), col('lost', 'lost'), col('undeliv.', 'undelivered'), col('dups', 'duplicates'),
+  col('connect ms', 'connectMs'), col('srv CPU%', 'serverCpuPct'), col('srv RSS MiB', 'serverRssMiB'), col('lg CPU%', 'loadgenCpuPct')
+]
+const COLUMNS: Record<WorkloadName, Column[]> = {
+  fanout: DELIVERY_COLUMNS,
+  saturation: DELIVERY_COLUMNS,
+  latency: DELIVERY_COLUMNS,
+  overload: [
+    col('deliveries/s', 'deliveriesPerSec'), col('crit p50 unloaded', 'criticalMs.unloaded.p50'), col('crit p99 unloaded', 'criticalMs.unloaded.p99'),
+    col('crit p50 loaded', 'criticalMs.loaded.p50'), col('crit p99 loaded', 'criticalMs.loaded.p99'), col('all p99 loaded', 'latencyMs.p99'),
+    col('lost normal', 'lost'), col('lost slow', 'lostSlow'), col('srv CPU%', 'serverCpuPct'), col('srv peak RSS MiB', 'serverPeakRssMiB'), col('lg CPU%', 'loadgenCpuPct')
+  ],
+  idle: [
+    col('connections', 'connections'), col('connect ms', 'connectMs'), col('RSS before MiB', 'rssBeforeMiB'),
+    col('RSS after MiB', 'rssAfterMiB'), col('KiB/conn', 'rssPerConnectionKiB'), col('lg CPU%', 'loadgenCpuPct')
+  ],
+  tasks: TASK_NAMES.flatMap(task => [
+    col(`${task} p50 ms`, `tasks.${task}.latencyMs.p50`), col(`${task} p99 ms`, `tasks.${task}.latencyMs.p99`), col(`${task} rt/s`, `tasks.${task}.roundTripsPerSec`)
+  ])
+}
+
+type Medians = Map<WorkloadName, Map<Contender, Record<string, number>>>
+
+function mediansOf (lines: Line[]): Medians {
+  const medians: Medians = new Map()
+  for (const name of workloadNames) {
+    const byServer = new Map<Contender, Record<string, number>>()
+    const workload = workloads.get(name) as Workload
+    for (const contender of contendersFor(workload)) {
+      const runs = lines.filter(l => l.workload === name && l.server === contender && l.ok)
+      if (runs.length === 0) continue
+      byServer.set(contender, Object.fromEntries(COLUMNS[name].map(([label, read]) => [label, median(runs.map(read).filter((v): v is number => v !== undefined))])))
+    }
+    medians.set(name, byServer)
+  }
+  return medians
+}
+
+function formatTable (medians: Medians): string {
+  const out: string[] = []
+  for (const [name, byServer] of medians) {
+    if (byServer.size === 0) continue
+    const labels = COLUMNS[name].map(([label]) => label)
+    const rows = [['server', ...labels], ...[...byServer].map(([server, values]) => [server, ...labels.map(l => formatNumber(values[l] as number))])]
+    const widths = labels.map((_, i) => Math.max(...rows.map(r => (r[i + 1] as string).length)))
+    const first = Math.max(...rows.map(r => (r[0] as string).length))
+    out.push(`\n${name} (medians of ${repeats})`)
+    for (const row of rows) out.push([(row[0] as string).padEnd(first), ...row.slice(1).map((cell, i) => cell.padStart(widths[i] as number))].join('  '))
+  }
+  return out.join('\n')
+}
+
+function formatNumber (value: number): string {
+  if (!Number.isFinite(value)) return 'n/a'
+  if (Math.abs(value) >= 1000) return Math.round(value).toLocaleString('en-US')
+  return String(round(value, 2))
+}
+
+interface TargetCheck {
+  target: string
+  measured: string
+  met: boolean | null
+}
+
+function checkTargets (medians: Medians): TargetCheck[] {
+  const value = (workload: WorkloadName, server: Contender, label: string): number => medians.get(workload)?.get(server)?.[label] ?? NaN
+  const checks: TargetCheck[] = []
+  const add = (target: string, measured: string, met: boolean, inputs: number[]): void => {
+    checks.push({ target, measured, met: inputs.every(Number.isFinite) ? met : null })
+  }
+  const ratio = (a: number, b: number): string => `${round(a / b, 2)}×`
+  if (workloads.has('saturation')) {
+    const sb = value('saturation', 'switchboard', 'deliveries/s')
+    const ws = value('saturation', 'ws', 'deliveries/s')
+    const sio = value('saturation', 'socketio', 'deliveries/s')
+    add('saturation: deliveries/s ≥ 3× bare ws', `${ratio(sb, ws)} (${formatNumber(sb)} vs ${formatNumber(ws)})`, sb >= 3 * ws, [sb, ws])
+    add('saturation: deliveries/s ≥ 4× Socket.IO', `${ratio(sb, sio)} (${formatNumber(sb)} vs ${formatNumber(sio)})`, sb >= 4 * sio, [sb, sio])
+  }
+  if (workloads.has('fanout')) {
+    const rate = value('fanout', 'switchboard', 'deliveries/s')
+    const p99 = value('fanout', 'switchboard', 'p99 ms')
+    add('fan-out: ≥ 190k deliveries/s with p99 < 25 ms', `${formatNumber(rate)}/s, p99 ${formatNumber(p99)} ms`, rate >= 190_000 && p99 < 25, [rate, p99])
+  }
+  if (workloads.has('latency')) {
+    for (const p of ['p50', 'p99']) {
+      const sb = value('latency', 'switchboard', `${p} ms`)
+      const ws = value('latency', 'ws', `${p} ms`)
+      add(`latency: ${p} no worse than bare ws`, `${formatNumber(sb)} ms vs ${formatNumber(ws)} ms (${ratio(sb, ws)})`, sb <= ws, [sb, ws])
+    }
+  }
+  if (workloads.has('idle')) {
+    const sb = value('idle', 'switchboard', 'KiB/conn')
+    const fastify = value('idle', 'fastify', 'KiB/conn')
+    add('idle: RSS per connection ≤ bare Fastify + @fastify/websocket', `${formatNumber(sb)} KiB vs ${formatNumber(fastify)} KiB (${ratio(sb, fastify)})`, sb <= fastify, [sb, fastify])
+  }
+  if (workloads.has('overload')) {
+    const loaded = value('overload', 'switchboard', 'crit p99 loaded')
+    const unloaded = value('overload', 'switchboard', 'crit p99 unloaded')
+    add('overload: critical p99 within 2× of unloaded', `${formatNumber(loaded)} ms vs ${formatNumber(unloaded)} ms (${ratio(loaded, unloaded)})`, loaded <= 2 * unloaded, [loaded, unloaded])
+    const lost = value('overload', 'switchboard', 'lost normal')
+    add('overload: no loss for normal readers', `${formatNumber(lost)} lost (median)`, lost === 0, [lost])
+  }
+  if (workloads.has('tasks')) {
+    for (const task of TASK_NAMES) {
+      const sb = value('tasks', 'switchboard', `${task} p50 ms`)
+      const direct = value('tasks', 'piscina', `${task} p50 ms`)
+      add(`tasks: ${task} WebSocket p50 ≤ 1.5× direct piscina`, `${formatNumber(sb)} ms vs ${formatNumber(direct)} ms (${ratio(sb, direct)})`, sb <= 1.5 * direct, [sb, direct])
+    }
+  }
+  return checks
+}
+
+function gitRevision (): string {
+  const git = (...args: string[]): string => spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' }).stdout?.trim() ?? ''
+  const commit = git('rev-parse', '--short', 'HEAD')
+  if (commit === '') return 'unknown'
+  return git('status', '--porcelain', '--untracked-files=no') === '' ? commit : `${commit} with uncommitted changes`
+}
+
+function machine (): Record<string, unknown> {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8')
+  return {
+    revision: gitRevision(),
+    cores,
+    cpu: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? 'unknown',
+    node: process.version,
+    loadavg: loadavg().map(v => round(v, 2)),
+    pinned: pinned ? 'server on CPU 0, load generator on CPU 1' : 'unpinned',
+    openFiles: openFileLimit().soft
+  }
+}
+
+const started = Date.now()
+const startInfo = machine()
+const lines: Line[] = []
+for (const name of workloadNames) {
+  const workload = workloads.get(name) as Workload
+  for (let repeat = 1; repeat <= repeats; repeat++) {
+    for (const contender of contendersFor(workload)) {
+      const line = await runOne(name, workload, contender, repeat)
+      lines.push(line)
+      console.log(JSON.stringify(line))
+      if (!line.ok) console.error(`error: ${name}/${contender}#${repeat}: ${String(line.error)}`)
+      else if (line.problems.length > 0) console.error(`warning: ${name}/${contender}#${repeat}: ${line.problems.join('; ')}`)
+    }
+  }
+}
+
+const medians = mediansOf(lines)
+const targets = smoke ? [] : checkTargets(medians)
+const bottlenecked = lines.filter(l => l.loadgenBottleneck === true).map(l => `${l.workload}/${l.server}#${l.repeat} (${String(l.loadgenCpuPct)}%)`)
+console.log(formatTable(medians))
+if (smoke) {
+  console.log('\nTargets are not evaluated at smoke sizes.')
+} else {
+  console.log('\nTargets (Switchboard, medians)')
+  for (const check of targets) console.log(`  [${check.met === null ? 'n/a' : check.met ? 'met' : 'NOT MET'}] ${check.target}: ${check.measured}`)
+}
+console.log(bottlenecked.length === 0
+  ? `\nLoad generator below ${LOADGEN_BOTTLENECK_PCT}% of its core in every run.`
+  : `\nLoad generator at ≥ ${LOADGEN_BOTTLENECK_PCT}% of its core (it may be the bottleneck) in: ${bottlenecked.join(', ')}`)
+const elapsedSeconds = round((Date.now() - started) / 1000)
+console.log(`Finished in ${elapsedSeconds} s.`)
+
+const resultsDir = join(ROOT, 'bench', 'results')
+mkdirSync(resultsDir, { recursive: true })
+writeFileSync(join(resultsDir, 'latest.json'), JSON.stringify({
+  date: new Date(started).toISOString(),
+  elapsedSeconds,
+  machine: startInfo,
+  options: { workloads: workloadNames, servers: serverNames, repeats, durationSeconds: durationMs / 1000, smoke, profile: flags.profile ?? null },
+  runs: lines,
+  medians: Object.fromEntries([...medians].map(([name, byServer]) => [name, Object.fromEntries(byServer)])),
+  targets,
+  loadgenBottleneck: bottlenecked
+}, null, 2) + '\n')
+
+const failed = lines.filter(l => !l.ok)
+const lossy = smoke ? lines.filter(l => l.problems.length > 0) : []
+if (failed.length > 0 || lossy.length > 0) {
+  console.error(`${failed.length} run(s) failed${smoke ? `, ${lossy.length} run(s) had problems` : ''}`)
+  process.exit(1)
+}

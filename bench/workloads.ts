@@ -1,0 +1,94 @@
+import type { IdleWorkload } from './idle.js'
+import type { DeliveryWorkload, PhaseSpec } from './loadgen.js'
+import type { TaskWorkload } from './tasks.js'
+
+export const WORKLOAD_NAMES = ['fanout', 'saturation', 'latency', 'idle', 'overload', 'tasks'] as const
+export type WorkloadName = (typeof WORKLOAD_NAMES)[number]
+
+export type Workload =
+  | { kind: 'deliveries', spec: DeliveryWorkload }
+  | { kind: 'idle', spec: IdleWorkload }
+  | { kind: 'tasks', spec: TaskWorkload }
+
+export interface Sizing {
+  smoke: boolean
+  durationMs: number
+}
+
+const NORMAL = 2
+const allNormal = (): number => NORMAL
+const allCritical = (): number => 0
+
+/** 10 % critical, 20 % high, 50 % normal, 20 % low, interleaved with period 20. */
+const MIX = [0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3]
+const mixed = (n: number): number => MIX[(n * 7) % MIX.length] as number
+
+function phase (name: string, sizing: Sizing, rest: Partial<PhaseSpec>): PhaseSpec {
+  return {
+    name,
+    rate: 0,
+    window: 0,
+    priorityOf: allNormal,
+    warmupMs: sizing.smoke ? 200 : 1000,
+    durationMs: sizing.durationMs,
+    slowReadersPause: false,
+    ...rest
+  }
+}
+
+/**
+ * The issue's workloads; `smoke` shrinks each to seconds and tens of connections while keeping its
+ * shape, so CI exercises every code path without timing anything.
+ */
+export function buildWorkload (name: WorkloadName, sizing: Sizing): Workload {
+  const { smoke } = sizing
+  const payloadBytes = 100
+  const connectConcurrency = 100
+  switch (name) {
+    case 'fanout':
+      // 1000 members × 200 msg/s = 200k deliveries/s offered.
+      return {
+        kind: 'deliveries',
+        spec: {
+          clients: smoke ? 50 : 1000, rooms: 1, publishers: 1, slowReaders: 0, payloadBytes, connectConcurrency,
+          phases: [phase('fanout', sizing, { rate: smoke ? 50 : 200 })]
+        }
+      }
+    case 'saturation':
+      return {
+        kind: 'deliveries',
+        spec: {
+          clients: smoke ? 50 : 1000, rooms: smoke ? 5 : 10, publishers: smoke ? 5 : 10, slowReaders: 0, payloadBytes, connectConcurrency,
+          phases: [phase('saturation', sizing, { rate: 0, window: smoke ? 4 : 32 })]
+        }
+      }
+    case 'latency':
+      return {
+        kind: 'deliveries',
+        spec: {
+          clients: smoke ? 20 : 100, rooms: smoke ? 2 : 10, publishers: smoke ? 2 : 10, slowReaders: 0, payloadBytes, connectConcurrency,
+          phases: [phase('latency', sizing, { rate: smoke ? 100 : 1000 })]
+        }
+      }
+    case 'overload':
+      // The same critical stream twice: alone, then inside 10× the traffic of mixed priorities while a
+      // few members stop reading. A paused loopback reader absorbs about 4 MB in the kernel before any
+      // server has to queue (let alone shed), so the payloads are 8 KB: 200 msg/s per room then backs
+      // up 1.6 MB/s per slow reader, past Switchboard's 1 MiB queue within the phase, while the
+      // normal readers' 21k deliveries/s stay well inside what every server sustains.
+      return {
+        kind: 'deliveries',
+        spec: {
+          clients: smoke ? 20 : 100, rooms: 2, publishers: 2, slowReaders: smoke ? 2 : 4, payloadBytes: smoke ? 1024 : 8192, connectConcurrency,
+          phases: [
+            phase('unloaded', sizing, { rate: smoke ? 20 : 40, priorityOf: allCritical }),
+            phase('loaded', sizing, { rate: smoke ? 200 : 400, priorityOf: mixed, slowReadersPause: true })
+          ]
+        }
+      }
+    case 'idle':
+      return { kind: 'idle', spec: { connections: smoke ? 100 : 5000, connectConcurrency, settleMaxMs: smoke ? 1000 : 8000 } }
+    case 'tasks':
+      return { kind: 'tasks', spec: { durationMs: sizing.durationMs / 2, warmupMs: smoke ? 100 : 500, payloadBytes } }
+  }
+}
