@@ -52,6 +52,8 @@ export interface FrameSink {
   /** False once the stream was ended, e.g. after `ws` answered the peer's close frame. */
   readonly writable: boolean
   readonly writableLength: number
+  cork (): void
+  uncork (): void
   write (chunk: Buffer, callback?: (error?: Error | null) => void): boolean
 }
 
@@ -129,6 +131,8 @@ class FrameQueue {
 }
 
 const EMPTY = Buffer.alloc(0)
+/** Up to this many bytes, a batch is copied into one buffer: Buffer.concat serves it from Node's pool. */
+const POOLED_COPY_LIMIT = Buffer.poolSize >>> 1
 /** Frames of the flush in progress; flushes never nest, so one array serves every outbox. */
 const scratch: Buffer[] = []
 
@@ -243,13 +247,22 @@ export class PriorityOutbox {
         break
       }
     }
-    if (chunks.length > 0) {
-      // One write per flush: a single syscall-bound write costs far more than copying a few frames.
+    if (chunks.length === 1 || (chunks.length > 1 && bytes <= POOLED_COPY_LIMIT)) {
+      // Small frames are copied into one pooled buffer: one trip through the stream code and one
+      // syscall-bound write cost far more than copying a few hundred bytes.
       const chunk = chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, bytes)
-      chunks.length = 0
       if (crossedHighWater) this.awaitWrite(chunk)
       else sink.write(chunk)
+    } else if (chunks.length > 1) {
+      // Large batches go out as one vectored write of the shared frames, without copying them.
+      sink.cork()
+      const last = chunks.length - 1
+      for (let i = 0; i < last; i++) sink.write(chunks[i] as Buffer)
+      if (crossedHighWater) this.awaitWrite(chunks[last] as Buffer)
+      else sink.write(chunks[last] as Buffer)
+      sink.uncork()
     }
+    chunks.length = 0
     if (this.queuedMessages > 0) {
       if (!this.awaitingWrite) {
         this.scheduled = true

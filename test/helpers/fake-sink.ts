@@ -31,14 +31,31 @@ export class FakeSink implements FrameSink {
   writableLength = 0
   readonly writes: Buffer[] = []
   private callbacks: ((error?: Error | null) => void)[] = []
+  private corked: Buffer[] | undefined
+
+  /** Writes between cork and uncork are recorded as one chunk, as a vectored write would send them. */
+  cork (): void {
+    this.corked = []
+  }
+
+  uncork (): void {
+    const pending = this.corked ?? []
+    this.corked = undefined
+    this.writes.push(Buffer.concat(pending))
+  }
 
   /** Frames per write call, in order (empty chunks, used only to wait for the buffer, are left out). */
   get batches (): number[] {
     return this.writes.filter(w => w.length > 0).map(w => splitFrames(w).length)
   }
 
+  /** Every chunk passed to write(), before cork grouping. */
+  readonly calls: Buffer[] = []
+
   write (chunk: Buffer, callback?: (error?: Error | null) => void): boolean {
-    this.writes.push(chunk)
+    this.calls.push(chunk)
+    if (this.corked !== undefined) this.corked.push(chunk)
+    else this.writes.push(chunk)
     this.writableLength += chunk.length
     if (callback !== undefined) this.callbacks.push(callback)
     return true

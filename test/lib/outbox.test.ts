@@ -45,6 +45,17 @@ t.test('coalesces every frame queued in one turn into one write', async t => {
   t.equal(stats.outboxWaitSeconds.count, 10, 'every write observed in the wait histogram')
 })
 
+t.test('a batch of large frames goes out as one vectored write, the frames not copied', async t => {
+  const { sink, outbox } = setup()
+  const big = (label: string) => createFrame(JSON.stringify({ label, pad: 'x'.repeat(3000) }), Priority.normal)
+  const frames = [big('a'), big('b'), big('c')]
+  for (const f of frames) outbox.enqueue(f)
+  await turn()
+  t.same(sink.batches, [3], 'one corked write of three frames')
+  t.ok(frames.every((f, i) => sink.calls[i] === f.bytes), 'the shared frame buffers themselves were written')
+  t.same(labels(sink), ['a', 'b', 'c'])
+})
+
 t.test('writes at most writeBatch frames per flush and continues next turn', async t => {
   const { sink, outbox } = setup({ writeBatch: 3 })
   for (let i = 0; i < 7; i++) outbox.enqueue(frame(`m${i}`, Priority.normal))
