@@ -19,3 +19,16 @@ export function createBearerCheck (apiKey: string): (authorizationHeader: string
     return timingSafeEqual(digest(match[1]!), expected)
   }
 }
+
+interface HeaderCarrier { headers: { authorization?: string | undefined } }
+interface StatusReply { code (status: number): { send (body: unknown): unknown } }
+
+/** An onRequest hook that answers 401 unless the request carries `Authorization: Bearer <apiKey>`. */
+export function createBearerHook (apiKey: string): (request: HeaderCarrier, reply: StatusReply) => Promise<unknown> {
+  const authorized = createBearerCheck(apiKey)
+  return async (request, reply) => {
+    if (!authorized(request.headers.authorization)) {
+      return reply.code(401).send({ code: 'unauthorized', message: 'expected Authorization: Bearer <API_KEY>' })
+    }
+  }
+}

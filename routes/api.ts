@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyPluginAsync } from 'fastify'
-import { createBearerCheck } from '../lib/bearer-auth.js'
+import { createBearerHook } from '../lib/bearer-auth.js'
 import { ConflationKeySchema, PrioritySchema, RoomSchema, TtlSchema, priorityOf } from '../lib/protocol.js'
 
 export interface ApiRoutesOptions {
@@ -22,14 +22,9 @@ const BroadcastBody = Type.Object({
 
 /** Server-side publishing for backends: registered under /api only when API_KEY is set. */
 const apiRoutes: FastifyPluginAsync<ApiRoutesOptions> = async (fastify, opts) => {
-  const authorized = createBearerCheck(opts.apiKey)
   const { hub } = fastify
 
-  fastify.addHook('onRequest', async (request, reply) => {
-    if (!authorized(request.headers.authorization)) {
-      return reply.code(401).send({ code: 'unauthorized', message: 'expected Authorization: Bearer <API_KEY>' })
-    }
-  })
+  fastify.addHook('onRequest', createBearerHook(opts.apiKey))
 
   fastify.post<{ Params: Static<typeof RoomParams>, Body: Static<typeof PublishBody> }>('/rooms/:room/messages', {
     schema: { params: RoomParams, body: PublishBody }

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyError, FastifyPluginAsync } from 'fastify'
-import { createBearerCheck } from '../lib/bearer-auth.js'
+import { createBearerHook } from '../lib/bearer-auth.js'
 import { TASK_FIELDS, priorityOf } from '../lib/protocol.js'
 import { TaskError, type TaskErrorCode } from '../lib/task-types.js'
 
@@ -23,14 +23,9 @@ const STATUS: Record<TaskErrorCode, number> = {
 
 /** Runs tasks over HTTP for backends: registered under /api only when API_KEY is set. */
 const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (fastify, opts) => {
-  const authorized = createBearerCheck(opts.apiKey)
   const { workerPool } = fastify
 
-  fastify.addHook('onRequest', async (request, reply) => {
-    if (!authorized(request.headers.authorization)) {
-      return reply.code(401).send({ code: 'unauthorized', message: 'expected Authorization: Bearer <API_KEY>' })
-    }
-  })
+  fastify.addHook('onRequest', createBearerHook(opts.apiKey))
 
   // Every error leaves in the { code, message } shape of the WebSocket protocol's error frames.
   fastify.setErrorHandler((error: FastifyError | TaskError, request, reply) => {
