@@ -92,10 +92,6 @@ export class Hub {
     return true
   }
 
-  isMember (member: Member, roomName: string): boolean {
-    return this.rooms.get(roomName)?.members.has(member) === true
-  }
-
   /** Delivers to every member of the room. A room without members takes no sequence number (seq 0). */
   publish (roomName: string, data: unknown, options: PublishOptions): PublishResult {
     const room = this.rooms.get(roomName)

@@ -11,7 +11,6 @@ export type PriorityName = keyof typeof Priority
 
 export const PRIORITY_NAMES: readonly PriorityName[] = ['critical', 'high', 'normal', 'low']
 export const PRIORITY_LEVELS = PRIORITY_NAMES.length
-export const LOWEST_PRIORITY: Priority = Priority.low
 
 /** Accepts a level name or its numeric alias; returns undefined for anything else. */
 export function parsePriority (value: unknown): Priority | undefined {

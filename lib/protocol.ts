@@ -197,7 +197,3 @@ export function encodeMessage (room: string, seq: number, dataJson: string, prio
 export function encodeBroadcast (dataJson: string, priority: Priority, ts: number): string {
   return `{"op":"broadcast","data":${dataJson},"priority":"${PRIORITY_NAMES[priority]}","ts":${ts}}`
 }
-
-export function isValidRoom (room: string): boolean {
-  return ROOM_REGEXP.test(room)
-}

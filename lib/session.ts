@@ -87,8 +87,7 @@ export class ClientSession implements Member {
     this.ensureOutbox().enqueue(frame)
   }
 
-  /** Whether the connection has joined the room. */
-  inRoom (room: string): boolean {
+  private inRoom (room: string): boolean {
     return this.rooms?.has(room) === true
   }
 
