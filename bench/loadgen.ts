@@ -1,7 +1,7 @@
 import type { Histogram } from 'hdr-histogram-js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { BenchPeer, PRIORITY_NAMES, benchPayload, type Dialect } from './peer.js'
-import { latencyHistogram, round, startWindow, summarize, type LatencySummary, type WindowUsage } from './stats.js'
+import { LatencySamples, latencyHistogram, round, startWindow, summarize, type LatencySummary, type WindowUsage } from './stats.js'
 
 export interface PhaseSpec {
   name: string
@@ -182,7 +182,7 @@ export async function runDeliveries (target: Target, workload: DeliveryWorkload)
   let windowMode = false
   let windowSize = 0
   let phaseDeliveries = 0
-  let histograms: Histogram[] = []
+  let samples: LatencySamples[] = []
 
   const peers: BenchPeer[] = []
   const sinkFor = (c: number) => (priority: number, p: number, n: number, sentUs: number, now: number): void => {
@@ -200,7 +200,7 @@ export async function runDeliveries (target: Target, workload: DeliveryWorkload)
     else normalReceived++
     if (measuring) {
       phaseDeliveries++
-      if (!slow) (histograms[priority] as Histogram).recordValue(Math.max(1, Math.round(now * 1000 - sentUs)))
+      if (!slow) (samples[priority] as LatencySamples).record(Math.round(now * 1000 - sentUs))
     }
     if (windowMode && n > (abandonedUpTo[p] as number)) {
       const slot = p * RING + (n & (RING - 1))
@@ -298,7 +298,7 @@ export async function runDeliveries (target: Target, workload: DeliveryWorkload)
     currentPhase = phase
     windowMode = phase.rate === 0
     windowSize = phase.window
-    histograms = PRIORITY_NAMES.map(() => latencyHistogram())
+    samples = PRIORITY_NAMES.map(() => new LatencySamples())
     phaseDeliveries = 0
     for (let c = clients; c < total; c++) {
       if (phase.slowReadersPause) (peers[c] as BenchPeer).pause()
@@ -368,6 +368,7 @@ export async function runDeliveries (target: Target, workload: DeliveryWorkload)
 
     let offeredPerSec = 0
     if (!windowMode) for (let p = 0; p < publishers; p++) offeredPerSec += phase.rate / publishers * (members[roomOf[p] as number] as number)
+    const histograms = samples.map(s => s.toHistogram())
     const all = latencyHistogram()
     for (const histogram of histograms) all.add(histogram)
     const mixed = new Set(Array.from({ length: 100 }, (_, i) => phase.priorityOf(publishedBefore + i + 1))).size > 1

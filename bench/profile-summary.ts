@@ -6,8 +6,10 @@ import { parseArgs } from 'node:util'
 /**
  * Self time per function (name + script) from a V8 .cpuprofile (what `node --cpu-prof` writes).
  *
- *   node --import=tsx bench/profile-summary.ts [--top=25] <file.cpuprofile | directory>
+ *   node --import=tsx bench/profile-summary.ts [--top=25] [--skip=MS] <file.cpuprofile | directory>
  *
+ * --skip leaves out the first MS milliseconds of samples (start-up, module loading, connecting), so that
+ * the table shows the steady state.
  * Given a directory it reads the largest profile in it, which is the main thread's when worker threads
  * wrote their own, smaller ones.
  */
@@ -30,10 +32,10 @@ interface CpuProfile {
   timeDeltas: number[]
 }
 
-const { values, positionals } = parseArgs({ options: { top: { type: 'string', default: '25' } }, allowPositionals: true })
+const { values, positionals } = parseArgs({ options: { top: { type: 'string', default: '25' }, skip: { type: 'string', default: '0' } }, allowPositionals: true })
 const target = positionals[0]
 if (target === undefined) {
-  console.error('usage: node --import=tsx bench/profile-summary.ts [--top=N] <file.cpuprofile | directory>')
+  console.error('usage: node --import=tsx bench/profile-summary.ts [--top=N] [--skip=MS] <file.cpuprofile | directory>')
   process.exit(2)
 }
 
@@ -64,8 +66,10 @@ const frames = new Map(profile.nodes.map(node => [node.id, node.callFrame]))
 const selfMicros = new Map<string, number>()
 let timestamp = profile.startTime
 const sampleTimes = profile.timeDeltas.map(delta => (timestamp += delta))
+const sampleFrom = profile.startTime + Number(values.skip) * 1000
 let totalMicros = 0
 for (let i = 0; i < profile.samples.length; i++) {
+  if ((sampleTimes[i] as number) < sampleFrom) continue
   const duration = (sampleTimes[i + 1] ?? profile.endTime) - (sampleTimes[i] as number)
   if (duration <= 0) continue
   const frame = frames.get(profile.samples[i] as number)

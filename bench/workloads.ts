@@ -12,6 +12,8 @@ export type Workload =
 
 export interface Sizing {
   smoke: boolean
+  /** Traffic before each measured phase, so that the servers' code is compiled and their heaps settled. */
+  warmupMs: number
   durationMs: number
 }
 
@@ -29,7 +31,7 @@ function phase (name: string, sizing: Sizing, rest: Partial<PhaseSpec>): PhaseSp
     rate: 0,
     window: 0,
     priorityOf: allNormal,
-    warmupMs: sizing.smoke ? 200 : 1000,
+    warmupMs: sizing.warmupMs,
     durationMs: sizing.durationMs,
     slowReadersPause: false,
     ...rest
@@ -89,6 +91,6 @@ export function buildWorkload (name: WorkloadName, sizing: Sizing): Workload {
     case 'idle':
       return { kind: 'idle', spec: { connections: smoke ? 100 : 5000, connectConcurrency, settleMaxMs: smoke ? 1000 : 8000 } }
     case 'tasks':
-      return { kind: 'tasks', spec: { durationMs: sizing.durationMs / 2, warmupMs: smoke ? 100 : 500, payloadBytes } }
+      return { kind: 'tasks', spec: { durationMs: sizing.durationMs / 2, warmupMs: sizing.warmupMs, payloadBytes } }
   }
 }

@@ -69,29 +69,81 @@ export interface OutboxLimits {
 }
 
 /**
- * Coalesces flushes: every outbox that received frames during one event-loop turn is flushed once,
- * in the check phase after all readable sockets were read, with one setImmediate for all of them.
+ * How long one slice of a pass may write, in milliseconds, before the pump lets the loop read again and
+ * continues the pass in the next turn.
+ */
+export const SWEEP_SLICE_MS = 1
+/**
+ * Frames queued within this many milliseconds of the end of the previous slice wait for the end of the
+ * event-loop turn, so that everything the turn produces for a socket goes out in one write.
+ */
+export const BUSY_WITHIN_MS = 0.5
+const CLOCK_EVERY = 8
+
+/**
+ * Decides when outboxes are flushed, and flushes each one at most once per pass.
+ *
+ * - A quiet server writes at once: frames queued when nothing was flushed for BUSY_WITHIN_MS are written
+ *   in a microtask, at the end of the callback that produced them (one client frame, one task result),
+ *   all of that callback's frames for a socket in one write. Waiting for the check phase instead cost
+ *   about 0.06 ms of latency per message here.
+ * - A busy server coalesces: frames queued soon after a flush wait for the check phase of the turn
+ *   (setImmediate), after every readable socket was read, and each outbox writes everything it got in
+ *   that turn at once.
+ * - A large pass (a fan-out to thousands of sockets) takes longer than the gap between two publishes,
+ *   so it runs in slices of SWEEP_SLICE_MS. Between slices the loop reads, and a frame published
+ *   meanwhile joins the queues of the outboxes the pass has not reached yet, which write it with their
+ *   pending frames; the outboxes already written get it in the next pass. A frame then waits at most
+ *   about one pass, instead of the rest of the pass in progress plus the next one.
  */
 export class WritePump {
-  private dirty: PriorityOutbox[] = []
-  private spare: PriorityOutbox[] = []
+  /** The pass in progress, written up to `position`. */
+  private pass: PriorityOutbox[] = []
+  private position = 0
+  /** Outboxes that received frames since the pass began (or after it wrote them). */
+  private next: PriorityOutbox[] = []
   private scheduled = false
+  private sweeping = false
+  private lastSliceEnd = -Infinity
 
   schedule (outbox: PriorityOutbox): void {
-    this.dirty.push(outbox)
-    if (!this.scheduled) {
-      this.scheduled = true
-      setImmediate(this.run)
-    }
+    this.next.push(outbox)
+    if (this.scheduled) return
+    this.scheduled = true
+    const quiet = !this.sweeping && this.position === this.pass.length && performance.now() - this.lastSliceEnd >= BUSY_WITHIN_MS
+    if (quiet) queueMicrotask(this.run)
+    else setImmediate(this.run)
   }
 
   private readonly run = (): void => {
     this.scheduled = false
-    const batch = this.dirty
-    this.dirty = this.spare
-    for (let i = 0; i < batch.length; i++) (batch[i] as PriorityOutbox).flush()
-    batch.length = 0
-    this.spare = batch
+    if (this.position === this.pass.length) {
+      const finished = this.pass
+      finished.length = 0
+      this.pass = this.next
+      this.next = finished
+      this.position = 0
+    }
+    const pass = this.pass
+    let now = performance.now()
+    const deadline = now + SWEEP_SLICE_MS
+    this.sweeping = true
+    // One clock read per few writes: a write costs microseconds, the slice is a millisecond.
+    for (let sinceClock = 0; this.position < pass.length; sinceClock++) {
+      if (sinceClock === CLOCK_EVERY) {
+        now = performance.now()
+        if (now >= deadline) break
+        sinceClock = 0
+      }
+      (pass[this.position++] as PriorityOutbox).flush(now)
+    }
+    this.sweeping = false
+    this.lastSliceEnd = performance.now()
+    // Rescheduled while sweeping (a full batch, a frame left behind) or still to write: the next turn.
+    if (!this.scheduled && (this.position < pass.length || this.next.length > 0)) {
+      this.scheduled = true
+      setImmediate(this.run)
+    }
   }
 }
 
@@ -215,17 +267,20 @@ export class PriorityOutbox {
     return true
   }
 
-  /** Writes up to one batch, highest priority first; called by the WritePump, at most once per turn. */
-  flush (): void {
+  /**
+   * Writes up to one batch, highest priority first; called by the WritePump, at most once per pass.
+   * `now` is the pump's recent performance.now(), for expiry and the wait histogram.
+   */
+  flush (now: number): void {
     this.scheduled = false
     const sink = this.sink
     if (this.closed || this.awaitingWrite || !sink.writable) return
     const { writeBatch, writeHighWater } = this.limits
-    if (sink.writableLength >= writeHighWater) {
+    const buffered = sink.writableLength
+    if (buffered >= writeHighWater) {
       this.awaitWrite(EMPTY)
       return
     }
-    const now = performance.now()
     const sent = this.stats.sent
     const wait = this.stats.outboxWaitSeconds
     const chunks = scratch
@@ -242,7 +297,7 @@ export class PriorityOutbox {
       bytes += frame.bytes.length
       sent[frame.priority]!++
       wait.observe((now - frame.createdAt) / 1000)
-      if (sink.writableLength + bytes >= writeHighWater && this.queuedMessages > 0) {
+      if (buffered + bytes >= writeHighWater && this.queuedMessages > 0) {
         crossedHighWater = true
         break
       }

@@ -1,11 +1,13 @@
+import { Piscina } from 'piscina'
 import type { WebSocket } from 'ws'
 
 /**
- * Protocol v1 reduced to join, leave, publish and ping, for the bare `ws` and bare Fastify baselines:
- * no validation beyond JSON.parse, no priorities, no queues, no rate limits. A publish is serialised
- * once and handed to `ws.send` once per member, which is the floor of what a Node server built on the
- * same library does. The frame text is encoded to a Buffer once so that `ws` does not re-encode the
- * string for every recipient.
+ * Protocol v1 reduced to join, leave, publish, task and ping, for the bare `ws` and bare Fastify
+ * baselines: no validation beyond JSON.parse, no priorities, no queues, no rate limits. A publish is
+ * serialised once and handed to `ws.send` once per member, which is the floor of what a Node server
+ * built on the same library does. The frame text is encoded to a Buffer once so that `ws` does not
+ * re-encode the string for every recipient. A task goes straight to a one-thread piscina pool on
+ * Switchboard's worker file, with no queue, timeout, retry or idempotency of its own.
  */
 
 interface Room {
@@ -17,8 +19,39 @@ interface Op {
   op?: unknown
   ref?: unknown
   room?: unknown
+  name?: unknown
   data?: unknown
   priority?: unknown
+}
+
+interface WorkerReply {
+  ok: boolean
+  value?: unknown
+  message?: string
+}
+
+let pool: Piscina | undefined
+
+/** Started on the first task, so that the delivery workloads run without a worker thread. */
+function taskPool (): Piscina {
+  pool ??= new Piscina({
+    filename: new URL('../../lib/task-worker.js', import.meta.url).href,
+    minThreads: 1,
+    maxThreads: 1,
+    atomics: 'disabled',
+    workerData: { tasksModule: undefined }
+  })
+  return pool
+}
+
+function runTask (socket: WebSocket, op: Op): void {
+  taskPool().run({ name: op.name, data: op.data, attempt: 1, deadline: Date.now() + 10_000 }).then(
+    (outcome: WorkerReply) => {
+      if (!outcome.ok) return fail(socket, op.ref, 'task_failed')
+      reply(socket, op.ref, `,"data":${JSON.stringify(outcome.value) ?? 'null'}`)
+    },
+    () => fail(socket, op.ref, 'task_failed')
+  )
 }
 
 const rooms = new Map<string, Room>()
@@ -88,6 +121,9 @@ export function serveV1 (socket: WebSocket): void {
         for (const member of room.members) member.send(frame, TEXT)
         return reply(socket, op.ref, `,"seq":${seq}`)
       }
+      case 'task':
+        if (typeof op.name !== 'string') return fail(socket, op.ref, 'bad_request')
+        return runTask(socket, op)
       case 'ping':
         socket.send(op.ref === undefined ? '{"op":"pong"}' : `{"op":"pong","ref":${JSON.stringify(op.ref)}}`)
         return
@@ -101,9 +137,13 @@ export function serveV1 (socket: WebSocket): void {
   })
 }
 
-/** The listening port from PORT (required) and the interface from HOST (loopback by default). */
+/**
+ * The listening port from PORT (required) and the interface from HOST (loopback by default). The harness
+ * stops servers with SIGTERM; exiting normally on it lets a server under --cpu-prof write its profile.
+ */
 export function listenAddress (): { port: number, host: string } {
   const port = Number(process.env.PORT)
   if (!Number.isInteger(port) || port <= 0) throw new Error('set PORT to the port to listen on')
+  process.once('SIGTERM', () => process.exit(0))
   return { port, host: process.env.HOST ?? '127.0.0.1' }
 }

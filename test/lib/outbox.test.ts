@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { DeliveryStats, OutboxRegistry, PriorityOutbox, WritePump, createFrame, type OutboxLimits } from '../../lib/outbox.js'
+import { BUSY_WITHIN_MS, DeliveryStats, OutboxRegistry, PriorityOutbox, WritePump, createFrame, type OutboxLimits } from '../../lib/outbox.js'
 import { Priority, type Priority as PriorityLevel } from '../../lib/priority.js'
 import { FakeSink, turn } from '../helpers/fake-sink.js'
 
@@ -64,6 +64,47 @@ t.test('writes at most writeBatch frames per flush and continues next turn', asy
   await turn(2)
   t.same(sink.batches, [3, 3, 1])
   t.same(labels(sink), ['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6'])
+})
+
+t.test('a quiet pump writes at the end of the producing callback; right after a flush it waits for the end of the turn', async t => {
+  const { sink, outbox } = setup()
+  await sleep(BUSY_WITHIN_MS + 5)
+  outbox.enqueue(frame('a', Priority.normal))
+  outbox.enqueue(frame('b', Priority.normal))
+  t.same(sink.writes, [], 'nothing is written synchronously')
+  await Promise.resolve()
+  t.same(sink.batches, [2], 'written in a microtask, both frames in one write')
+  outbox.enqueue(frame('c', Priority.normal))
+  await Promise.resolve()
+  t.same(sink.batches, [2], 'a frame queued just after a flush is not written in a microtask')
+  await turn()
+  t.same(sink.batches, [2, 1], 'it goes out in the check phase of the turn')
+  t.same(labels(sink), ['a', 'b', 'c'])
+})
+
+t.test('a pass longer than a slice lets the loop read, and a frame queued meanwhile joins the outboxes not yet written', async t => {
+  // Each write takes 0.2 ms, so a pass over 40 outboxes needs several slices of SWEEP_SLICE_MS.
+  class SlowSink extends FakeSink {
+    override write (chunk: Buffer, callback?: (error?: Error | null) => void): boolean {
+      const until = performance.now() + 0.2
+      while (performance.now() < until);
+      return super.write(chunk, callback)
+    }
+  }
+  const pump = new WritePump()
+  const stats = new DeliveryStats()
+  const sinks = Array.from({ length: 40 }, () => new SlowSink())
+  const outboxes = sinks.map(sink => new PriorityOutbox(sink, pump, roomy, stats, () => {}))
+  for (const outbox of outboxes) outbox.enqueue(frame('a', Priority.normal))
+  await turn()
+  const writtenInFirstSlice = sinks.filter(sink => sink.writes.length > 0).length
+  t.ok(writtenInFirstSlice > 0 && writtenInFirstSlice < 40, `the first slice wrote ${writtenInFirstSlice} of 40 and yielded`)
+  t.ok(sinks.slice(0, writtenInFirstSlice).every(sink => sink.writes.length === 1), 'in order')
+  for (const outbox of outboxes) outbox.enqueue(frame('b', Priority.normal))
+  await turn(40)
+  t.same(sinks.map(sink => sink.messages().map(m => (m as { label: string }).label)), sinks.map(() => ['a', 'b']), 'every outbox got a then b')
+  t.same(sinks.slice(0, writtenInFirstSlice).map(sink => sink.batches), sinks.slice(0, writtenInFirstSlice).map(() => [1, 1]), 'written before b: b goes in the next pass')
+  t.same(sinks.slice(writtenInFirstSlice).map(sink => sink.batches), sinks.slice(writtenInFirstSlice).map(() => [2]), 'not yet written: a and b in one write')
 })
 
 t.test('a full queue evicts the oldest message of the lowest level first', async t => {
