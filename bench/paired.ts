@@ -1,0 +1,54 @@
+import { parseArgs } from 'node:util'
+import { runDeliveries } from './loadgen.js'
+import { SERVER_NAMES, ServerProcess, TASKSET, pinSelf, type ServerName } from './server-process.js'
+import { WORKLOAD_NAMES, buildWorkload, type WorkloadName } from './workloads.js'
+
+/**
+ * Two servers under the same delivery workload at the same time, both on the server core, each with its
+ * own clients. This VM's speed drifts by tens of percent from one minute to the next, which can decide a
+ * comparison of medians taken minutes apart; run side by side, both servers see the same machine. Meant
+ * for light workloads (latency, overload), where the two together stay well below one core.
+ *
+ *   node --import=tsx bench/paired.ts --servers=switchboard,ws --workload=latency --repeats=6
+ */
+const { values } = parseArgs({
+  options: {
+    servers: { type: 'string', default: 'switchboard,ws' },
+    workload: { type: 'string', default: 'latency' },
+    repeats: { type: 'string', default: '6' },
+    duration: { type: 'string', default: '4' },
+    warmup: { type: 'string', default: '3' }
+  }
+})
+
+const names = (values.servers ?? '').split(',') as ServerName[]
+if (names.length !== 2 || !names.every(name => SERVER_NAMES.includes(name) && name !== 'socketio')) {
+  console.error(`--servers takes two of ${SERVER_NAMES.filter(name => name !== 'socketio').join(', ')}`)
+  process.exit(2)
+}
+const workloadName = values.workload as WorkloadName
+const workload = WORKLOAD_NAMES.includes(workloadName) ? buildWorkload(workloadName, { smoke: false, warmupMs: Number(values.warmup) * 1000, durationMs: Number(values.duration) * 1000 }) : undefined
+if (workload?.kind !== 'deliveries') {
+  console.error('--workload takes a delivery workload: fanout, saturation, latency or overload')
+  process.exit(2)
+}
+const pinned = TASKSET && pinSelf(1)
+
+const lowerP50 = new Map(names.map(name => [name, 0]))
+for (let repeat = 1; repeat <= Number(values.repeats); repeat++) {
+  const servers = await Promise.all(names.map(name => ServerProcess.start(name, { cpu: pinned ? 0 : undefined, nodeArgs: [] })))
+  try {
+    const results = await Promise.all(servers.map(server => runDeliveries({ dialect: server.dialect, host: server.host, port: server.port, pid: server.pid }, workload.spec)))
+    const latencies = results.map(result => (result.phases[result.phases.length - 1] as (typeof result.phases)[number]).latencyMs)
+    const [a, b] = latencies as [typeof latencies[number], typeof latencies[number]]
+    const winner = a.p50 <= b.p50 ? names[0] as ServerName : names[1] as ServerName
+    lowerP50.set(winner, (lowerP50.get(winner) ?? 0) + 1)
+    console.log(JSON.stringify({
+      repeat,
+      ...Object.fromEntries(names.map((name, i) => [name, { ...latencies[i], lost: results[i]?.lost, duplicates: results[i]?.duplicates }]))
+    }))
+  } finally {
+    await Promise.all(servers.map(server => server.stop()))
+  }
+}
+console.log(`lower p50 in: ${[...lowerP50].map(([name, wins]) => `${name} ${wins}`).join(', ')} of ${values.repeats} runs`)
