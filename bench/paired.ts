@@ -10,6 +10,9 @@ import { WORKLOAD_NAMES, buildWorkload, type WorkloadName } from './workloads.js
  * for light workloads (latency, overload), where the two together stay well below one core.
  *
  *   node --import=tsx bench/paired.ts --servers=switchboard,ws --workload=latency --repeats=6
+ *
+ * --smoke runs the workload at its smoke size once, for CI; any run exits 1 when a reader lost a message
+ * or got one twice.
  */
 const { values } = parseArgs({
   options: {
@@ -17,9 +20,11 @@ const { values } = parseArgs({
     workload: { type: 'string', default: 'latency' },
     repeats: { type: 'string', default: '6' },
     duration: { type: 'string', default: '4' },
-    warmup: { type: 'string', default: '3' }
+    warmup: { type: 'string', default: '3' },
+    smoke: { type: 'boolean', default: false }
   }
 })
+const smoke = values.smoke === true
 
 const names = (values.servers ?? '').split(',') as ServerName[]
 if (names.length !== 2 || !names.every(name => SERVER_NAMES.includes(name) && name !== 'socketio')) {
@@ -27,20 +32,24 @@ if (names.length !== 2 || !names.every(name => SERVER_NAMES.includes(name) && na
   process.exit(2)
 }
 const workloadName = values.workload as WorkloadName
-const workload = WORKLOAD_NAMES.includes(workloadName) ? buildWorkload(workloadName, { smoke: false, warmupMs: Number(values.warmup) * 1000, durationMs: Number(values.duration) * 1000 }) : undefined
+const sizing = smoke ? { smoke, warmupMs: 200, durationMs: 600 } : { smoke, warmupMs: Number(values.warmup) * 1000, durationMs: Number(values.duration) * 1000 }
+const workload = WORKLOAD_NAMES.includes(workloadName) ? buildWorkload(workloadName, sizing) : undefined
 if (workload?.kind !== 'deliveries') {
   console.error('--workload takes a delivery workload: fanout, saturation, latency or overload')
   process.exit(2)
 }
-const pinned = TASKSET && pinSelf(1)
+const pinned = !smoke && TASKSET && pinSelf(1)
+const repeats = smoke ? 1 : Number(values.repeats)
+let faulty = false
 
 const lowerP50 = new Map(names.map(name => [name, 0]))
-for (let repeat = 1; repeat <= Number(values.repeats); repeat++) {
+for (let repeat = 1; repeat <= repeats; repeat++) {
   const servers = await Promise.all(names.map(name => ServerProcess.start(name, { cpu: pinned ? 0 : undefined, nodeArgs: [] })))
   try {
     const results = await Promise.all(servers.map(server => runDeliveries({ dialect: server.dialect, host: server.host, port: server.port, pid: server.pid }, workload.spec)))
     const latencies = results.map(result => (result.phases[result.phases.length - 1] as (typeof result.phases)[number]).latencyMs)
     const [a, b] = latencies as [typeof latencies[number], typeof latencies[number]]
+    if (results.some(result => result.lost > 0 || result.duplicates > 0 || result.misrouted > 0)) faulty = true
     const winner = a.p50 <= b.p50 ? names[0] as ServerName : names[1] as ServerName
     lowerP50.set(winner, (lowerP50.get(winner) ?? 0) + 1)
     console.log(JSON.stringify({
@@ -51,4 +60,8 @@ for (let repeat = 1; repeat <= Number(values.repeats); repeat++) {
     await Promise.all(servers.map(server => server.stop()))
   }
 }
-console.log(`lower p50 in: ${[...lowerP50].map(([name, wins]) => `${name} ${wins}`).join(', ')} of ${values.repeats} runs`)
+console.log(`lower p50 in: ${[...lowerP50].map(([name, wins]) => `${name} ${wins}`).join(', ')} of ${repeats} runs`)
+if (faulty) {
+  console.error('a reader lost a message, got one twice or got one from another room')
+  process.exit(1)
+}
