@@ -40,6 +40,10 @@ if (workload?.kind !== 'deliveries') {
 }
 const pinned = !smoke && TASKSET && pinSelf(1)
 const repeats = smoke ? 1 : Number(values.repeats)
+if (!Number.isInteger(repeats) || repeats < 1) {
+  console.error('--repeats takes a whole number of at least 1')
+  process.exit(2)
+}
 let faulty = false
 
 const lowerP50 = new Map(names.map(name => [name, 0]))

@@ -54,9 +54,13 @@ export async function measureSweep (spec: SweepSpec, cpu: number | undefined): P
     const port = await reply(child, m => m.port as number | undefined)
     for (let i = 0; i < spec.connections; i++) {
       const socket = connect({ host: '127.0.0.1', port, noDelay: true, onread: { buffer: sink, callback: () => true } })
-      socket.on('error', () => {})
       sockets.push(socket)
-      await new Promise(resolve => socket.once('connect', resolve))
+      await new Promise((resolve, reject) => {
+        socket.once('connect', resolve)
+        socket.once('error', reject)
+      })
+      // The writer may reset connections when it exits; that ends the measurement, not the harness.
+      socket.on('error', () => {})
     }
     for (;;) {
       child.send('count')
@@ -75,6 +79,6 @@ export async function measureSweep (spec: SweepSpec, cpu: number | undefined): P
     }
   } finally {
     for (const socket of sockets) socket.destroy()
-    child.disconnect()
+    if (child.connected) child.disconnect()
   }
 }

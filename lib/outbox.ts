@@ -106,11 +106,14 @@ export class WritePump {
   private sweeping = false
   private lastSliceEnd = -Infinity
 
+  /** `clock` is performance.now unless a test needs to control time. */
+  constructor (private readonly clock: () => number = () => performance.now()) {}
+
   schedule (outbox: PriorityOutbox): void {
     this.next.push(outbox)
     if (this.scheduled) return
     this.scheduled = true
-    const quiet = !this.sweeping && this.position === this.pass.length && performance.now() - this.lastSliceEnd >= BUSY_WITHIN_MS
+    const quiet = !this.sweeping && this.position === this.pass.length && this.clock() - this.lastSliceEnd >= BUSY_WITHIN_MS
     if (quiet) queueMicrotask(this.run)
     else setImmediate(this.run)
   }
@@ -125,20 +128,20 @@ export class WritePump {
       this.position = 0
     }
     const pass = this.pass
-    let now = performance.now()
+    let now = this.clock()
     const deadline = now + SWEEP_SLICE_MS
     this.sweeping = true
     // One clock read per few writes: a write costs microseconds, the slice is a millisecond.
     for (let sinceClock = 0; this.position < pass.length; sinceClock++) {
       if (sinceClock === CLOCK_EVERY) {
-        now = performance.now()
+        now = this.clock()
         if (now >= deadline) break
         sinceClock = 0
       }
       (pass[this.position++] as PriorityOutbox).flush(now)
     }
     this.sweeping = false
-    this.lastSliceEnd = performance.now()
+    this.lastSliceEnd = this.clock()
     // Rescheduled while sweeping (a full batch, a frame left behind) or still to write: the next turn.
     if (!this.scheduled && (this.position < pass.length || this.next.length > 0)) {
       this.scheduled = true

@@ -34,13 +34,17 @@ let pool: Piscina | undefined
 
 /** Started on the first task, so that the delivery workloads run without a worker thread. */
 function taskPool (): Piscina {
-  pool ??= new Piscina({
-    filename: new URL('../../lib/task-worker.js', import.meta.url).href,
-    minThreads: 1,
-    maxThreads: 1,
-    atomics: 'disabled',
-    workerData: { tasksModule: undefined }
-  })
+  if (pool === undefined) {
+    pool = new Piscina({
+      filename: new URL('../../lib/task-worker.js', import.meta.url).href,
+      minThreads: 1,
+      maxThreads: 1,
+      atomics: 'disabled',
+      workerData: { tasksModule: undefined }
+    })
+    // A worker that dies fails its task (answered task_failed); it must not take the server down.
+    pool.on('error', (error: Error) => console.error(`piscina: ${error.message}`))
+  }
   return pool
 }
 

@@ -67,21 +67,25 @@ t.test('writes at most writeBatch frames per flush and continues next turn', asy
 })
 
 t.test('a quiet pump writes at the end of the producing callback; right after a flush it waits for the end of the turn', async t => {
-  const { sink, outbox } = setup()
-  await sleep(BUSY_WITHIN_MS + 5)
+  let clock = 100
+  const sink = new FakeSink()
+  const outbox = new PriorityOutbox(sink, new WritePump(() => clock), roomy, new DeliveryStats(), () => {})
   outbox.enqueue(frame('a', Priority.normal))
   outbox.enqueue(frame('b', Priority.normal))
   t.same(sink.writes, [], 'nothing is written synchronously')
   await Promise.resolve()
-  const afterMicrotask = sink.batches
-  // Queued right away, well within BUSY_WITHIN_MS of that flush.
+  t.same(sink.batches, [2], 'written in a microtask, both frames in one write')
+  clock += BUSY_WITHIN_MS / 2
   outbox.enqueue(frame('c', Priority.normal))
-  t.same(afterMicrotask, [2], 'written in a microtask, both frames in one write')
   await Promise.resolve()
   t.same(sink.batches, [2], 'a frame queued just after a flush is not written in a microtask')
   await turn()
   t.same(sink.batches, [2, 1], 'it goes out in the check phase of the turn')
-  t.same(labels(sink), ['a', 'b', 'c'])
+  clock += BUSY_WITHIN_MS
+  outbox.enqueue(frame('d', Priority.normal))
+  await Promise.resolve()
+  t.same(sink.batches, [2, 1, 1], 'once the pump was quiet for BUSY_WITHIN_MS, a microtask again')
+  t.same(labels(sink), ['a', 'b', 'c', 'd'])
 })
 
 t.test('a pass longer than a slice lets the loop read, and a frame queued meanwhile joins the outboxes not yet written', async t => {
