@@ -32,7 +32,13 @@ if (names.length !== 2 || !names.every(name => SERVER_NAMES.includes(name) && na
   process.exit(2)
 }
 const workloadName = values.workload as WorkloadName
-const sizing = smoke ? { smoke, warmupMs: 200, durationMs: 600 } : { smoke, warmupMs: Number(values.warmup) * 1000, durationMs: Number(values.duration) * 1000 }
+const duration = Number(values.duration)
+const warmup = Number(values.warmup)
+if (!(duration > 0) || !(warmup >= 0)) {
+  console.error('--duration takes a positive number of seconds, --warmup zero or more')
+  process.exit(2)
+}
+const sizing = smoke ? { smoke, warmupMs: 200, durationMs: 600 } : { smoke, warmupMs: warmup * 1000, durationMs: duration * 1000 }
 const workload = WORKLOAD_NAMES.includes(workloadName) ? buildWorkload(workloadName, sizing) : undefined
 if (workload?.kind !== 'deliveries') {
   console.error('--workload takes a delivery workload: fanout, saturation, latency or overload')

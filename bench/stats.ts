@@ -25,8 +25,8 @@ export class LatencySamples {
     this.samples[this.count++] = micros < 1 ? 1 : micros
   }
 
-  /** Adds every sample to `histogram` (a new one by default) and returns it. */
-  toHistogram (histogram: hdr.Histogram = latencyHistogram()): hdr.Histogram {
+  toHistogram (): hdr.Histogram {
+    const histogram = latencyHistogram()
     for (let i = 0; i < this.count; i++) histogram.recordValue(this.samples[i] as number)
     return histogram
   }

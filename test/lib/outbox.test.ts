@@ -108,7 +108,7 @@ t.test('a pass longer than a slice lets the loop read, and a frame queued meanwh
   t.ok(sinks.slice(0, writtenInFirstSlice).every(sink => sink.writes.length === 1), 'in order')
   for (const outbox of outboxes) outbox.enqueue(frame('b', Priority.normal))
   await turn(40)
-  t.same(sinks.map(sink => sink.messages().map(m => (m as { label: string }).label)), sinks.map(() => ['a', 'b']), 'every outbox got a then b')
+  t.same(sinks.map(labels), sinks.map(() => ['a', 'b']), 'every outbox got a then b')
   t.same(sinks.slice(0, writtenInFirstSlice).map(sink => sink.batches), sinks.slice(0, writtenInFirstSlice).map(() => [1, 1]), 'written before b: b goes in the next pass')
   t.same(sinks.slice(writtenInFirstSlice).map(sink => sink.batches), sinks.slice(writtenInFirstSlice).map(() => [2]), 'not yet written: a and b in one write')
 })
