@@ -1,7 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process'
 import { connect, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ROOT } from './server-process.js'
+import { nextMessage, spawnHelper } from './child.js'
 import { median, round } from './stats.js'
 
 export interface SweepSpec {
@@ -25,33 +24,16 @@ export interface SweepResult {
 // One buffer for every connection's reads: the bytes are discarded.
 const sink = Buffer.allocUnsafe(64 * 1024)
 
-function reply<T> (child: ChildProcess, pick: (message: Record<string, unknown>) => T | undefined): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (message: Record<string, unknown>): void => {
-      const value = pick(message)
-      if (value === undefined) return
-      child.off('message', onMessage)
-      child.off('exit', onExit)
-      resolve(value)
-    }
-    const onExit = (): void => reject(new Error('the sweep writer exited'))
-    child.on('message', onMessage)
-    child.once('exit', onExit)
-  })
-}
-
 /**
  * How long one small write to each of N loopback TCP connections takes on this machine, from a plain Node
  * process on the server's core while this process reads on the other: the least time a fan-out to N
  * sockets can take here, whatever the server, and so a floor under the fan-out workload's latency.
  */
 export async function measureSweep (spec: SweepSpec, cpu: number | undefined): Promise<SweepResult> {
-  const entry = [process.execPath, '--import=tsx', 'bench/sweep-writer.ts']
-  const [command, args] = cpu === undefined ? [entry[0] as string, entry.slice(1)] : ['taskset', ['-c', String(cpu), ...entry]]
-  const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = spawnHelper('bench/sweep-writer.ts', cpu)
   const sockets: Socket[] = []
   try {
-    const port = await reply(child, m => m.port as number | undefined)
+    const port = await nextMessage(child, m => m.port as number | undefined)
     for (let i = 0; i < spec.connections; i++) {
       const socket = connect({ host: '127.0.0.1', port, noDelay: true, onread: { buffer: sink, callback: () => true } })
       sockets.push(socket)
@@ -64,11 +46,11 @@ export async function measureSweep (spec: SweepSpec, cpu: number | undefined): P
     }
     for (;;) {
       child.send('count')
-      if (await reply(child, m => m.connections as number | undefined) >= spec.connections) break
+      if (await nextMessage(child, m => m.connections as number | undefined) >= spec.connections) break
       await sleep(20)
     }
     child.send({ sweeps: spec.sweeps, gapMs: spec.gapMs, bytes: spec.bytes })
-    const durations = (await reply(child, m => m.durations as number[] | undefined)).sort((a, b) => a - b)
+    const durations = (await nextMessage(child, m => m.durations as number[] | undefined)).sort((a, b) => a - b)
     const medianMs = median(durations)
     return {
       connections: spec.connections,

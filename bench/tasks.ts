@@ -1,5 +1,7 @@
+import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Piscina } from 'piscina'
+import { nextMessage, spawnHelper } from './child.js'
 import type { Target } from './loadgen.js'
 import { BenchPeer } from './peer.js'
 import { latencyHistogram, startWindow, summarize, type LatencySummary, type WindowUsage } from './stats.js'
@@ -116,4 +118,48 @@ export async function runTasksDirect (workload: TaskWorkload): Promise<TaskResul
     await pool.destroy()
   }
   return { byTask, usage }
+}
+
+/**
+ * The network's share of a task round trip: the same payload echoed by a plain TCP server on the server's
+ * core, sequentially, one in flight. No WebSocket task round trip can be faster than this.
+ */
+export async function runTcpEcho (workload: TaskWorkload, cpu: number | undefined): Promise<TaskResult> {
+  const child = spawnHelper('bench/echo-server.ts', cpu)
+  try {
+    const port = await nextMessage(child, m => m.port as number | undefined)
+    const socket = connect({ host: '127.0.0.1', port, noDelay: true })
+    await new Promise((resolve, reject) => {
+      socket.once('connect', resolve)
+      socket.once('error', reject)
+    })
+    const { json, value } = payload(workload.payloadBytes)
+    const request = Buffer.from(json)
+    let received = 0
+    let answered: (() => void) | undefined
+    socket.on('data', chunk => {
+      received += chunk.length
+      if (received >= request.length && answered !== undefined) {
+        received -= request.length
+        const done = answered
+        answered = undefined
+        done()
+      }
+    })
+    const run: RunTask = async () => {
+      await new Promise<void>(resolve => {
+        answered = resolve
+        socket.write(request)
+      })
+      return value
+    }
+    try {
+      const measured = await measure(run, 'echo', value, workload, child.pid as number)
+      return { byTask: { echo: measured.result }, usage: measured.usage }
+    } finally {
+      socket.destroy()
+    }
+  } finally {
+    if (child.connected) child.disconnect()
+  }
 }
