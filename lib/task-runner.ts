@@ -49,6 +49,35 @@ interface Job {
   readonly reject: (error: TaskError) => void
 }
 
+/**
+ * The abort signal piscina gets for a running task, so that a task past its timeout stops its worker.
+ * piscina needs only `aborted`, `reason` and one 'abort' listener; an AbortController costs about 6 µs
+ * per task here (EventTarget set-up, a new hidden class per signal), a twentieth of a whole WebSocket
+ * task round trip.
+ */
+class TaskAbort {
+  aborted = false
+  reason: unknown = undefined
+  private listener: (() => void) | undefined
+
+  addEventListener (_type: 'abort', listener: () => void): void {
+    this.listener = listener
+  }
+
+  removeEventListener (_type: 'abort', listener: () => void): void {
+    if (this.listener === listener) this.listener = undefined
+  }
+
+  abort (reason: string): void {
+    if (this.aborted) return
+    this.aborted = true
+    this.reason = reason
+    const listener = this.listener
+    this.listener = undefined
+    listener?.()
+  }
+}
+
 interface CachedResult {
   name: string
   value: unknown
@@ -377,10 +406,10 @@ export class TaskRunner implements TaskPool {
     const now = performance.now()
     this.stats.waitSeconds.observe((now - job.enqueuedAt) / 1000)
     if (job.attempt === 1) job.firstAttemptAt = Date.now()
-    const abort = new AbortController()
-    const timer = setTimeout(() => abort.abort(), job.timeoutMs)
+    const abort = new TaskAbort()
+    const timer = setTimeout(() => abort.abort(this.timeoutMessage(job)), job.timeoutMs)
     const request: WorkerRequest = { name: job.name, data: job.data, attempt: job.attempt, deadline: Date.now() + job.timeoutMs }
-    this.pool.run(request, { signal: abort.signal }).then(
+    this.pool.run(request, { signal: abort }).then(
       (reply): Outcome => {
         if (reply.ok) return reply
         const code = reply.timedOut ? 'timeout' : 'task_failed'
@@ -388,7 +417,7 @@ export class TaskRunner implements TaskPool {
       },
       (error: Error): Outcome => {
         if (this.closed) return { ok: false, error: new TaskError('shutting_down', 'the server shut down while the task ran') }
-        if (abort.signal.aborted) return { ok: false, error: new TaskError('timeout', this.timeoutMessage(job)) }
+        if (abort.aborted) return { ok: false, error: new TaskError('timeout', this.timeoutMessage(job)) }
         return { ok: false, error: new TaskError('task_failed', `the worker running ${job.name} crashed: ${error.message}`) }
       }
     ).then(outcome => {

@@ -71,10 +71,38 @@ export default async function runTask ({ name, data, attempt, deadline }) {
     return { ok: false, timedOut: false, message: `TASKS_MODULE failed to load in the worker: ${describe(error)}` }
   }
   if (handler === undefined) return { ok: false, timedOut: false, message: `no task named ${name} in this worker` }
-  const signal = AbortSignal.timeout(Math.max(0, deadline - Date.now()))
+  const context = new DeadlineContext(attempt, deadline)
   try {
-    return { ok: true, value: await handler(data, { signal, attempt }) }
+    return { ok: true, value: await handler(data, context) }
   } catch (error) {
-    return { ok: false, timedOut: signal.aborted, message: describe(error) }
+    return { ok: false, timedOut: context.timedOut, message: describe(error) }
+  }
+}
+
+/**
+ * A handler's TaskContext. Its signal is made when the handler first reads it: an AbortSignal with its
+ * timer costs several microseconds, more than a small task itself, and most handlers never look at it.
+ */
+class DeadlineContext {
+  /** @type {AbortSignal | undefined} */
+  #signal
+  #deadline
+
+  /**
+   * @param {number} attempt
+   * @param {number} deadline Date.now() value at which the task times out
+   */
+  constructor (attempt, deadline) {
+    this.attempt = attempt
+    this.#deadline = deadline
+  }
+
+  get signal () {
+    this.#signal ??= AbortSignal.timeout(Math.max(0, this.#deadline - Date.now()))
+    return this.#signal
+  }
+
+  get timedOut () {
+    return this.#signal === undefined ? Date.now() >= this.#deadline : this.#signal.aborted
   }
 }
