@@ -64,7 +64,13 @@ for (let repeat = 1; repeat <= repeats; repeat++) {
     lowerP50.set(winner, (lowerP50.get(winner) ?? 0) + 1)
     console.log(JSON.stringify({
       repeat,
-      ...Object.fromEntries(names.map((name, i) => [name, { ...latencies[i], lost: results[i]?.lost, duplicates: results[i]?.duplicates }]))
+      ...Object.fromEntries(names.map((name, i) => [name, {
+        ...latencies[i],
+        lost: results[i]?.lost,
+        duplicates: results[i]?.duplicates,
+        // Every phase, for workloads with more than one (overload: unloaded, then loaded).
+        phases: Object.fromEntries((results[i]?.phases ?? []).map(phase => [phase.name, phase.latencyMs]))
+      }]))
     }))
   } finally {
     await Promise.all(servers.map(server => server.stop()))

@@ -86,7 +86,8 @@ const CLOCK_EVERY = 8
  * - A quiet server writes at once: frames queued when nothing was flushed for BUSY_WITHIN_MS are written
  *   in a microtask, at the end of the callback that produced them (one client frame, one task result),
  *   all of that callback's frames for a socket in one write. Waiting for the check phase instead cost
- *   about 0.06 ms of latency per message here.
+ *   about 0.06 ms of latency per message here. The session ends each client frame with flushQuiet,
+ *   which runs that microtask's work at once.
  * - A busy server coalesces: frames queued soon after a flush wait for the check phase of the turn
  *   (setImmediate), after every readable socket was read, and each outbox writes everything it got in
  *   that turn at once.
@@ -103,6 +104,8 @@ export class WritePump {
   /** Outboxes that received frames since the pass began (or after it wrote them). */
   private next: PriorityOutbox[] = []
   private scheduled = false
+  /** The scheduled run is a quiet one, in a microtask that flushQuiet may run sooner. */
+  private quietRunPending = false
   private sweeping = false
   private lastSliceEnd = -Infinity
 
@@ -114,8 +117,28 @@ export class WritePump {
     if (this.scheduled) return
     this.scheduled = true
     const quiet = !this.sweeping && this.position === this.pass.length && this.clock() - this.lastSliceEnd >= BUSY_WITHIN_MS
-    if (quiet) queueMicrotask(this.run)
-    else setImmediate(this.run)
+    if (quiet) {
+      this.quietRunPending = true
+      queueMicrotask(this.runQuiet)
+    } else {
+      setImmediate(this.run)
+    }
+  }
+
+  /**
+   * Writes now what a quiet server has queued, instead of in the microtask; a busy pump keeps coalescing
+   * until the check phase. Meant for the end of a client frame's handling, which is all the microtask
+   * would have waited for, only later: after the return through the WebSocket parser and the stream
+   * code, which took about 0.08 ms here on a core that had been idle.
+   */
+  flushQuiet (): void {
+    this.runQuiet()
+  }
+
+  private readonly runQuiet = (): void => {
+    if (!this.quietRunPending) return
+    this.quietRunPending = false
+    this.run()
   }
 
   private readonly run = (): void => {
@@ -464,6 +487,11 @@ export class OutboxRegistry {
   private readonly pump = new WritePump()
 
   constructor (readonly limits: OutboxLimits) {}
+
+  /** See WritePump.flushQuiet. */
+  flushQuiet (): void {
+    this.pump.flushQuiet()
+  }
 
   create (sink: FrameSink, onSlowConsumer: () => void): PriorityOutbox {
     const outbox = new PriorityOutbox(sink, this.pump, this.limits, this.stats, onSlowConsumer)

@@ -120,6 +120,12 @@ export class ClientSession implements Member {
   }
 
   handleMessage (data: Buffer, isBinary: boolean): void {
+    this.interpret(data, isBinary)
+    // Whatever the frame produced, for any socket, is written now rather than after the parser returns.
+    this.context.outboxes.flushQuiet()
+  }
+
+  private interpret (data: Buffer, isBinary: boolean): void {
     const { hub, settings } = this.context
     hub.traffic.received++
     if (data.length > settings.maxPayload) {

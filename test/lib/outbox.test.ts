@@ -88,6 +88,29 @@ t.test('a quiet pump writes at the end of the producing callback; right after a 
   t.same(labels(sink), ['a', 'b', 'c', 'd'])
 })
 
+t.test('flushQuiet writes what a quiet pump queued at once, and leaves a busy pump coalescing', async t => {
+  let clock = 100
+  const sink = new FakeSink()
+  const pump = new WritePump(() => clock)
+  const outbox = new PriorityOutbox(sink, pump, roomy, new DeliveryStats(), () => {})
+  outbox.enqueue(frame('a', Priority.normal))
+  outbox.enqueue(frame('b', Priority.normal))
+  pump.flushQuiet()
+  t.same(sink.batches, [2], 'written synchronously, both frames in one write')
+  await Promise.resolve()
+  t.same(sink.batches, [2], 'the microtask it replaced writes nothing more')
+  clock += BUSY_WITHIN_MS / 2
+  outbox.enqueue(frame('c', Priority.normal))
+  pump.flushQuiet()
+  t.same(sink.batches, [2], 'right after a flush the frame waits for the end of the turn')
+  await turn()
+  t.same(sink.batches, [2, 1])
+  clock += BUSY_WITHIN_MS
+  pump.flushQuiet()
+  t.same(sink.batches, [2, 1], 'with nothing queued it writes nothing')
+  t.same(labels(sink), ['a', 'b', 'c'])
+})
+
 t.test('a pass longer than a slice lets the loop read, and a frame queued meanwhile joins the outboxes not yet written', async t => {
   // Each write takes 0.2 ms, so a pass over 40 outboxes needs several slices of SWEEP_SLICE_MS.
   class SlowSink extends FakeSink {
