@@ -51,9 +51,9 @@ interface Job {
 
 /**
  * The abort signal piscina gets for a running task, so that a task past its timeout stops its worker.
- * piscina needs only `aborted`, `reason` and one 'abort' listener; an AbortController costs about 6 µs
- * per task here (EventTarget set-up, a new hidden class per signal), a twentieth of a whole WebSocket
- * task round trip.
+ * piscina needs only `aborted`, `reason` and one 'abort' listener. An AbortController cost about 6 µs
+ * per task here (EventTarget set-up, a new hidden class per signal), against about 0.15 ms for a whole
+ * WebSocket task round trip.
  */
 class TaskAbort {
   aborted = false
