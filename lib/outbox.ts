@@ -86,8 +86,8 @@ const CLOCK_EVERY = 8
  * - A quiet server writes at once: frames queued when nothing was flushed for BUSY_WITHIN_MS are written
  *   in a microtask, at the end of the callback that produced them (one client frame, one task result),
  *   all of that callback's frames for a socket in one write. Waiting for the check phase instead cost
- *   about 0.06 ms of latency per message here. The session ends each client frame with flushQuiet,
- *   which runs that microtask's work at once.
+ *   about 0.06 ms of latency per message here. Once the WebSocket parser has handled a read chunk,
+ *   the session calls flushQuiet, which does that microtask's work at once.
  * - A busy server coalesces: frames queued soon after a flush wait for the check phase of the turn
  *   (setImmediate), after every readable socket was read, and each outbox writes everything it got in
  *   that turn at once.
@@ -127,9 +127,10 @@ export class WritePump {
 
   /**
    * Writes now what a quiet server has queued, instead of in the microtask; a busy pump keeps coalescing
-   * until the check phase. Meant for the end of a client frame's handling, which is all the microtask
-   * would have waited for, only later: after the return through the WebSocket parser and the stream
-   * code, which took about 0.08 ms here on a core that had been idle.
+   * until the check phase. Meant for the end of handling a read chunk, which is all the microtask would
+   * have waited for, only later: after the return through the stream code, which took about 0.08 ms
+   * here on a core that had been idle. Calling it per client frame instead would write a chunk that
+   * holds several frames in several passes.
    */
   flushQuiet (): void {
     this.runQuiet()
@@ -488,8 +489,8 @@ export class OutboxRegistry {
 
   constructor (readonly limits: OutboxLimits) {}
 
-  /** See WritePump.flushQuiet. */
-  flushQuiet (): void {
+  /** See WritePump.flushQuiet; a bound function, so that every socket can share it as a listener. */
+  readonly flushQuiet = (): void => {
     this.pump.flushQuiet()
   }
 

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
+import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
 import type { Hub, Member } from './hub.js'
 import { createFrame, type FrameSink, type OutboxRegistry, type OutgoingFrame, type PriorityOutbox } from './outbox.js'
@@ -78,6 +79,10 @@ export class ClientSession implements Member {
     socket.on('message', onSocketMessage)
     socket.on('pong', onSocketPong)
     socket.once('close', onSocketClose)
+    // ws parses a whole chunk in its own 'data' listener, registered before this one, so by now every
+    // frame of the chunk was handled: what they produced is written at once instead of after the return
+    // through the stream code, yet still in one write per socket (see WritePump.flushQuiet).
+    rawSocketOf(socket).on('data', context.outboxes.flushQuiet)
     context.hub.connect(this)
     const { heartbeatMs, maxPayload } = context.settings
     socket.send(encodeWelcome(this.id, heartbeatMs, maxPayload))
@@ -120,12 +125,6 @@ export class ClientSession implements Member {
   }
 
   handleMessage (data: Buffer, isBinary: boolean): void {
-    this.interpret(data, isBinary)
-    // Whatever the frame produced, for any socket, is written now rather than after the parser returns.
-    this.context.outboxes.flushQuiet()
-  }
-
-  private interpret (data: Buffer, isBinary: boolean): void {
     const { hub, settings } = this.context
     hub.traffic.received++
     if (data.length > settings.maxPayload) {
@@ -271,8 +270,7 @@ export class ClientSession implements Member {
 
   private ensureOutbox (): PriorityOutbox {
     if (this.outbox === undefined) {
-      const sink = (this.socket as unknown as { _socket: FrameSink })._socket
-      this.outbox = this.context.outboxes.create(sink, () => { void this.close(CloseCode.slowConsumer, 'slow consumer') })
+      this.outbox = this.context.outboxes.create(rawSocketOf(this.socket), () => { void this.close(CloseCode.slowConsumer, 'slow consumer') })
     }
     return this.outbox
   }
@@ -290,6 +288,11 @@ export class ClientSession implements Member {
 }
 
 const kSession = Symbol('switchboard.session')
+
+/** The stream under a `ws` socket: the outbox writes frames to it directly, already framed. */
+function rawSocketOf (socket: WebSocket): FrameSink & Pick<Duplex, 'on'> {
+  return (socket as unknown as { _socket: FrameSink & Duplex })._socket
+}
 
 function sessionOf (socket: WebSocket): ClientSession {
   return (socket as WebSocket & { [kSession]: ClientSession })[kSession]
