@@ -26,10 +26,7 @@ export default fp<MetricsPluginOptions>(async function metrics (fastify, opts) {
     endpoint: opts.endpoint ?? '/metrics',
     name: 'fastifyMetrics',
     promClient: { ...promClient, register: registry },
-    // prom-client samples event-loop lag with a 10 ms timer by default, which wakes an idle server 100
-    // times a second. At 100 ms, nodejs_eventloop_lag_* still catches every stall of 100 ms or more, and
-    // shorter ones in proportion to their length.
-    defaultMetrics: { enabled: true, register: registry, eventLoopMonitoringPrecision: 100 },
+    defaultMetrics: { enabled: true, register: registry },
     routeMetrics: {
       enabled: true,
       registeredRoutesOnly: true,
