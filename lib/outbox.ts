@@ -119,7 +119,7 @@ export class WritePump {
     const quiet = !this.sweeping && this.position === this.pass.length && this.clock() - this.lastSliceEnd >= BUSY_WITHIN_MS
     if (quiet) {
       this.quietRunPending = true
-      queueMicrotask(this.runQuiet)
+      queueMicrotask(this.flushQuiet)
     } else {
       setImmediate(this.run)
     }
@@ -130,13 +130,9 @@ export class WritePump {
    * until the check phase. Meant for the end of handling a read chunk, which is all the microtask would
    * have waited for, only later: after the return through the stream code, which took about 0.08 ms
    * here on a core that had been idle. Calling it per client frame instead would write a chunk that
-   * holds several frames in several passes.
+   * holds several frames in several passes. Bound, so that it serves as the microtask too.
    */
-  flushQuiet (): void {
-    this.runQuiet()
-  }
-
-  private readonly runQuiet = (): void => {
+  readonly flushQuiet = (): void => {
     if (!this.quietRunPending) return
     this.quietRunPending = false
     this.run()
@@ -490,9 +486,7 @@ export class OutboxRegistry {
   constructor (readonly limits: OutboxLimits) {}
 
   /** See WritePump.flushQuiet; a bound function, so that every socket can share it as a listener. */
-  readonly flushQuiet = (): void => {
-    this.pump.flushQuiet()
-  }
+  readonly flushQuiet = this.pump.flushQuiet
 
   create (sink: FrameSink, onSlowConsumer: () => void): PriorityOutbox {
     const outbox = new PriorityOutbox(sink, this.pump, this.limits, this.stats, onSlowConsumer)

@@ -1,0 +1,55 @@
+import { EventEmitter } from 'node:events'
+import t from 'tap'
+import type { WebSocket } from 'ws'
+import { loadConfig } from '../../lib/config.js'
+import { Hub } from '../../lib/hub.js'
+import { OutboxRegistry } from '../../lib/outbox.js'
+import { ClientSession, type SessionContext } from '../../lib/session.js'
+import type { TaskPool } from '../../lib/task-types.js'
+import { FakeSink } from '../helpers/fake-sink.js'
+
+/** The stream under a `ws` socket, as the session sees it: a sink that also emits the chunks it reads. */
+class RawSocket extends FakeSink {
+  private readonly events = new EventEmitter()
+
+  on (event: string, listener: (...args: unknown[]) => void): this {
+    this.events.on(event, listener)
+    return this
+  }
+
+  read (chunk: Buffer): void {
+    this.events.emit('data', chunk)
+  }
+}
+
+/** Just enough of a `ws` WebSocket: its events, the welcome it is sent, and the raw stream beneath. */
+class FakeWebSocket extends EventEmitter {
+  readonly CLOSED = 3
+  readyState = 1
+  readonly sent: string[] = []
+  constructor (readonly _socket: RawSocket) { super() }
+  send (data: string): void { this.sent.push(data) }
+}
+
+t.test('what a read chunk produced is written when the chunk has been parsed, not in a later microtask', async t => {
+  const raw = new RawSocket()
+  const socket = new FakeWebSocket(raw)
+  const context: SessionContext = {
+    hub: new Hub(),
+    outboxes: new OutboxRegistry({ maxMessages: 1000, maxBytes: 1 << 20, writeBatch: 1000, writeHighWater: 1 << 20 }),
+    tasks: { cancelOwner () {} } as unknown as TaskPool,
+    settings: loadConfig({}),
+    isDraining: () => false
+  }
+  new ClientSession(socket as unknown as WebSocket, context)
+  // ws registers its own 'data' listener first and emits 'message' from it; the session's runs after.
+  const chunk = Buffer.from('{"op":"ping","ref":1}{"op":"ping","ref":2}')
+  socket.emit('message', chunk.subarray(0, 21), false)
+  socket.emit('message', chunk.subarray(21), false)
+  t.same(raw.writes, [], 'handling a frame queues its answer')
+  raw.read(chunk)
+  t.same(raw.batches, [2], 'both answers written at once, in one write')
+  t.same(raw.messages(), [{ op: 'pong', ref: 1 }, { op: 'pong', ref: 2 }])
+  await Promise.resolve()
+  t.same(raw.batches, [2], 'the microtask finds nothing left to write')
+})
