@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { ConfigError, SETTINGS, loadConfig, type ConfigOverrides, type SettingName } from './lib/config.js'
+import httpErrorsPlugin from './plugins/http-errors.js'
 import hubPlugin from './plugins/hub.js'
 import lifecyclePlugin from './plugins/lifecycle.js'
 import metricsPlugin from './plugins/metrics.js'
@@ -35,6 +36,7 @@ function settingOverrides (opts: Record<string, unknown>): ConfigOverrides {
 const switchboard: FastifyPluginAsync<SwitchboardOptions> = async (fastify, opts) => {
   const config = loadConfig(opts.env ?? process.env, settingOverrides(opts as Record<string, unknown>))
 
+  await fastify.register(httpErrorsPlugin)
   await fastify.register(websocketPlugin, { config })
   await fastify.register(hubPlugin)
   await fastify.register(outboxPlugin, { config })

@@ -3,6 +3,7 @@ import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
 import switchboard from './app.js'
 import { ConfigError, loadConfig } from './lib/config.js'
+import { replyNotFound } from './plugins/http-errors.js'
 
 if (existsSync('.env')) process.loadEnvFile('.env')
 
@@ -25,6 +26,8 @@ const app = Fastify({
   forceCloseConnections: 'idle'
 })
 
+// The app runs at the root here, so the root's 404s answer in its {code, message} shape too.
+app.setNotFoundHandler(replyNotFound)
 app.register(switchboard, config)
 
 closeWithGrace({ delay: config.shutdownTimeoutMs + 5_000, logger: app.log }, async ({ signal, err }) => {

@@ -91,7 +91,7 @@ export async function runTasksOverWebSocket (target: Target, workload: TaskWorkl
  */
 export async function runTasksDirect (workload: TaskWorkload): Promise<TaskResult> {
   const pool = new Piscina({
-    filename: new URL('../lib/task-worker.js', import.meta.url).href,
+    filename: new URL('../lib/tasks/worker.js', import.meta.url).href,
     minThreads: 1,
     maxThreads: 1,
     atomics: 'disabled',

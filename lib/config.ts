@@ -29,6 +29,8 @@ export const SETTINGS = {
   sendQueueBytes: { env: 'SEND_QUEUE_BYTES', schema: integer(1024, 1024 * MiB, 1 * MiB), doc: 'Bytes queued per connection at most' },
   writeBatch: { env: 'WRITE_BATCH', schema: integer(1, 100_000, 256), doc: 'Frames written to a socket per flush at most' },
   writeHighWater: { env: 'WRITE_HIGH_WATER', schema: integer(1024, 64 * MiB, 64 * KiB), doc: 'Socket buffer in bytes above which the write pump waits, so waiting messages keep their priority' },
+  perMessageDeflate: { env: 'PER_MESSAGE_DEFLATE', schema: Type.Boolean({ default: false }), doc: 'Compress messages with permessage-deflate for clients that offer it (true/false); each message is compressed once for all recipients' },
+  perMessageDeflateThreshold: { env: 'PER_MESSAGE_DEFLATE_THRESHOLD', schema: integer(0, 16 * MiB, 1024), doc: 'Messages smaller than this many bytes are sent uncompressed' },
   maxRoomsPerConnection: { env: 'MAX_ROOMS_PER_CONNECTION', schema: integer(1, 100_000, 64), doc: 'Rooms one connection may join' },
   rateLimitPerSec: { env: 'RATE_LIMIT_PER_SEC', schema: integer(1, 1_000_000, 100), doc: 'Ops per second per connection (token bucket refill)' },
   rateLimitBurst: { env: 'RATE_LIMIT_BURST', schema: integer(1, 1_000_000, 200), doc: 'Token bucket size per connection' },

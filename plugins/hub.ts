@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { Hub } from '../lib/hub.js'
+import { Hub } from '../lib/node/hub.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import fp from 'fastify-plugin'
 import type { Config } from '../lib/config.js'
-import { CloseCode } from '../lib/session.js'
+import { CloseCode } from '../lib/node/session.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,9 +1,9 @@
 import fastifyMetricsModule from 'fastify-metrics'
 import fp from 'fastify-plugin'
 import promClient from 'prom-client'
-import { DROP_REASONS } from '../lib/outbox.js'
-import { PRIORITY_NAMES } from '../lib/priority.js'
-import { ScrapeExporter } from '../lib/prom-export.js'
+import { DROP_REASONS } from '../lib/delivery/outbox.js'
+import { PRIORITY_NAMES } from '../lib/protocol/priority.js'
+import { ScrapeExporter } from '../lib/metrics/prom-export.js'
 
 // fastify-metrics is CommonJS with `exports.default`; under NodeNext the default import is module.exports.
 const fastifyMetrics = fastifyMetricsModule.default
@@ -28,13 +28,16 @@ export default fp<MetricsPluginOptions>(async function metrics (fastify, opts) {
     promClient: { ...promClient, register: registry },
     defaultMetrics: { enabled: true, register: registry },
     routeMetrics: {
-      enabled: true,
+      // The histogram stays; the summary, named http_request_summary_seconds, fails promtool.
+      enabled: { histogram: true, summary: false },
       registeredRoutesOnly: true,
       overrides: { histogram: { registers: [registry] }, summary: { registers: [registry] } }
     }
   })
   // prom-client names these gauges with a counter's _total suffix, which promtool rejects; the same
   // numbers stay available as nodejs_active_handles, nodejs_active_requests and nodejs_active_resources.
+  // fastify-metrics creates the route summary even when it is disabled; it is never observed.
+  registry.removeSingleMetric('http_request_summary_seconds')
   for (const misnamed of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
     registry.removeSingleMetric(misnamed)
   }

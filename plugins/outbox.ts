@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { Config } from '../lib/config.js'
-import { OutboxRegistry } from '../lib/outbox.js'
+import { OutboxRegistry } from '../lib/delivery/outbox.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -3,18 +3,25 @@ import fp from 'fastify-plugin'
 import type { Config } from '../lib/config.js'
 
 export interface WebsocketPluginOptions {
-  config: Pick<Config, 'maxPayload'>
+  config: Pick<Config, 'maxPayload' | 'perMessageDeflate'>
 }
 
 /**
  * Registers @fastify/websocket unless the host already did: a second registration would install a
- * second upgrade listener on the same server. A host's registration keeps the host's options; the
- * session then enforces MAX_PAYLOAD itself.
+ * second upgrade listener on the same server. A host's registration keeps the host's options (its
+ * permessage-deflate offer included); the session then enforces MAX_PAYLOAD itself.
  */
 export default fp<WebsocketPluginOptions>(async function websocket (fastify, opts) {
+  if (opts.config === undefined) throw new Error('websocket plugin: options.config is required')
   if (fastify.hasDecorator('websocketServer')) return
   await fastify.register(fastifyWebsocket, {
-    options: { maxPayload: opts.config.maxPayload, perMessageDeflate: false },
+    options: {
+      maxPayload: opts.config.maxPayload,
+      // The outbox compresses each message once for every recipient, without context takeover; ws only
+      // negotiates and inflates what clients send. The outbox answers pings (see ws-adapter.ts).
+      perMessageDeflate: opts.config.perMessageDeflate ? { serverNoContextTakeover: true } : false,
+      autoPong: false
+    },
     // The lifecycle plugin drains and closes our sockets with 1001; the default would close them
     // before their queued messages are written.
     preClose (done) {

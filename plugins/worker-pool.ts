@@ -1,8 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../lib/config.js'
-import { TaskRunner } from '../lib/task-runner.js'
-import type { TaskPool } from '../lib/task-types.js'
+import { TaskRunner } from '../lib/tasks/runner.js'
+import type { TaskPool } from '../lib/tasks/types.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

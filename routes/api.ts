@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyPluginAsync } from 'fastify'
-import { createBearerHook } from '../lib/bearer-auth.js'
-import { ConflationKeySchema, PrioritySchema, RoomSchema, TtlSchema, priorityOf } from '../lib/protocol.js'
+import { createBearerHook } from '../lib/auth/bearer.js'
+import { ConflationKeySchema, PrioritySchema, RoomSchema, TtlSchema, priorityOf } from '../lib/protocol/codec.js'
 
 export interface ApiRoutesOptions {
   apiKey: string

@@ -17,7 +17,7 @@ t.test('embedded with a prefix into a host that has its own routes and its own @
   const client = await TestClient.connect(`ws://${base}/rt/ws`)
   t.match(await client.op('welcome'), { version: 1 })
   t.match(await client.request({ op: 'join', room: 'embedded' }), { op: 'reply', seq: 0 })
-  t.equal(host.websocketServer.clients.size, 1, 'the host’s websocket server carries our connection: no second registration')
+  t.equal(host.server.listenerCount('upgrade'), 1, 'the host’s @fastify/websocket carries our connection: no second registration')
 
   const hostSocket = await TestClient.connect(`ws://${base}/host-ws`)
   t.same(await hostSocket.op('host'), { op: 'host' }, 'the host’s own websocket route still works')

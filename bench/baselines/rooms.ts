@@ -36,7 +36,7 @@ let pool: Piscina | undefined
 function taskPool (): Piscina {
   if (pool === undefined) {
     pool = new Piscina({
-      filename: new URL('../../lib/task-worker.js', import.meta.url).href,
+      filename: new URL('../../lib/tasks/worker.js', import.meta.url).href,
       minThreads: 1,
       maxThreads: 1,
       atomics: 'disabled',

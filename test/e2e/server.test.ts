@@ -2,7 +2,7 @@ import type { Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import WebSocket from 'ws'
-import { Priority } from '../../lib/priority.js'
+import { Priority } from '../../lib/protocol/priority.js'
 import { TestClient, listenApp } from '../helpers/app.js'
 
 function rawSocket (client: TestClient): Socket {

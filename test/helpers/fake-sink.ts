@@ -1,5 +1,5 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
-import type { FrameSink } from '../../lib/outbox.js'
+import type { FrameSink } from '../../lib/delivery/outbox.js'
 
 /** Splits a chunk into the server text frames (built by encodeTextFrame) it holds. */
 export function splitFrames (chunk: Buffer): Buffer[] {

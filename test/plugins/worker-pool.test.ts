@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url'
 import Fastify from 'fastify'
 import t from 'tap'
 import { loadConfig } from '../../lib/config.js'
-import { TaskRunner } from '../../lib/task-runner.js'
+import { TaskRunner } from '../../lib/tasks/runner.js'
 import workerPoolPlugin from '../../plugins/worker-pool.js'
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url))

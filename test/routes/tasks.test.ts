@@ -2,7 +2,8 @@ import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
 import { loadConfig, type ConfigOverrides } from '../../lib/config.js'
-import { TaskRunner } from '../../lib/task-runner.js'
+import { TaskRunner } from '../../lib/tasks/runner.js'
+import httpErrors from '../../plugins/http-errors.js'
 import taskRoutes from '../../routes/tasks.js'
 
 const API_KEY = 'test-key'
@@ -13,6 +14,7 @@ async function build (t: Test, overrides: ConfigOverrides = {}): Promise<{ app: 
   const runner = await TaskRunner.create(loadConfig({}, { workers: 1, tasksModule, ...overrides }), { workerExecArgv: [] })
   const app = Fastify()
   app.decorate('workerPool', runner)
+  await app.register(httpErrors)
   await app.register(taskRoutes, { prefix: '/api', apiKey: API_KEY })
   t.teardown(async () => {
     await app.close()

@@ -1,8 +1,8 @@
 import t from 'tap'
-import { Hub, type Member } from '../../lib/hub.js'
-import type { OutgoingFrame } from '../../lib/outbox.js'
-import { Priority } from '../../lib/priority.js'
-import { decodeFrame } from '../helpers/fake-sink.js'
+import { Hub, type Member } from '../../../lib/node/hub.js'
+import type { OutgoingFrame } from '../../../lib/delivery/frame.js'
+import { Priority } from '../../../lib/protocol/priority.js'
+import { decodeFrame } from '../../helpers/fake-sink.js'
 
 class RecordingMember implements Member {
   readonly frames: OutgoingFrame[] = []

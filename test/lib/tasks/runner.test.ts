@@ -3,11 +3,11 @@ import { relative } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
-import { loadConfig, type ConfigOverrides } from '../../lib/config.js'
-import { TaskRunner, type TaskRunnerOptions } from '../../lib/task-runner.js'
-import type { TaskRequest } from '../../lib/task-types.js'
+import { loadConfig, type ConfigOverrides } from '../../../lib/config.js'
+import { TaskRunner, type TaskRunnerOptions } from '../../../lib/tasks/runner.js'
+import type { TaskRequest } from '../../../lib/tasks/types.js'
 
-const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url))
+const fixture = (name: string): string => fileURLToPath(new URL(`../../fixtures/${name}`, import.meta.url))
 // Relative on purpose: TASKS_MODULE is resolved against the working directory.
 const TASKS = relative(process.cwd(), fixture('tasks.mjs'))
 

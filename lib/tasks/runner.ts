@@ -2,13 +2,13 @@ import { resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { pathToFileURL } from 'node:url'
 import { Piscina } from 'piscina'
-import { ConfigError, type Config } from './config.js'
-import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from './histogram.js'
-import { PRIORITY_LEVELS, parsePriority, type Priority } from './priority.js'
-import { TaskError, type DeadLetter, type TaskErrorCode, type TaskPool, type TaskRequest, type TaskStats } from './task-types.js'
-import { BUILTIN_TASKS, loadTaskModule, type WorkerReply, type WorkerRequest } from './task-worker.js'
+import { ConfigError, type Config } from '../config.js'
+import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from '../metrics/histogram.js'
+import { PRIORITY_LEVELS, parsePriority, type Priority } from '../protocol/priority.js'
+import { TaskError, type DeadLetter, type TaskErrorCode, type TaskPool, type TaskRequest, type TaskStats } from './types.js'
+import { BUILTIN_TASKS, loadTaskModule, type WorkerReply, type WorkerRequest } from './worker.js'
 
-const WORKER_URL = new URL('./task-worker.js', import.meta.url)
+const WORKER_URL = new URL('./worker.js', import.meta.url)
 
 export interface TaskRunnerOptions {
   /** Delay before the first retry; each further retry doubles it, with jitter. */

@@ -1,6 +1,6 @@
-import { createFrame, type OutgoingFrame } from './outbox.js'
-import { encodeBroadcast, encodeMessage } from './protocol.js'
-import type { Priority } from './priority.js'
+import { createFrame, type OutgoingFrame } from '../delivery/frame.js'
+import { encodeBroadcast, encodeMessage } from '../protocol/codec.js'
+import type { Priority } from '../protocol/priority.js'
 
 /** A connection as the hub sees it: something with an id that accepts shared frames. */
 export interface Member {
@@ -10,8 +10,8 @@ export interface Member {
   close (code: number, reason: string): Promise<void>
   /** Drops the connection at once, for a peer that did not finish the close handshake in time. */
   terminate (): void
-  /** Liveness check, called by the heartbeat sweep. */
-  heartbeat (): void
+  /** Liveness check, called by the heartbeat sweep with the ping frame that every member shares. */
+  heartbeat (ping: OutgoingFrame): void
 }
 
 /** Inbound traffic counters in plain numbers, exported by the metrics plugin at scrape time. */

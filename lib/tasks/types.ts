@@ -1,8 +1,9 @@
-import type { PlainHistogram } from './histogram.js'
-import type { Priority } from './priority.js'
+import type { ErrorCode } from '../protocol/errors.js'
+import type { PlainHistogram } from '../metrics/histogram.js'
+import type { Priority } from '../protocol/priority.js'
 
-/** Error codes a task submission can end with: the wire protocol's, plus `cancelled`, which nobody is left to receive. */
-export type TaskErrorCode = 'overloaded' | 'timeout' | 'task_failed' | 'unknown_task' | 'shutting_down' | 'bad_request' | 'cancelled'
+/** Error codes a task submission can end with: the catalogue's, plus `cancelled`, which nobody is left to receive. */
+export type TaskErrorCode = Extract<ErrorCode, 'overloaded' | 'timeout' | 'task_failed' | 'unknown_task' | 'shutting_down' | 'bad_request'> | 'cancelled'
 
 export class TaskError extends Error {
   override name = 'TaskError'

@@ -1,33 +1,7 @@
-import { performance } from 'node:perf_hooks'
-import { encodeTextFrame } from './frame.js'
-import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from './histogram.js'
-import { PRIORITY_LEVELS, Priority } from './priority.js'
-
-/**
- * One encoded server frame. A publish builds exactly one and every recipient's outbox queues the same
- * object, so a fan-out to N sockets costs N array slots, not N copies.
- */
-export interface OutgoingFrame {
-  readonly bytes: Buffer
-  readonly priority: Priority
-  /** performance.now() at creation, for the enqueue-to-write histogram and ttl. */
-  readonly createdAt: number
-  /** performance.now() deadline after which the frame is dropped instead of sent; 0 means never. */
-  readonly expiresAt: number
-  /** Latest-value conflation: a newer queued frame with the same key supersedes this one. */
-  readonly conflationKey: string | undefined
-}
-
-export function createFrame (payload: string, priority: Priority, ttlMs = 0, conflationKey?: string): OutgoingFrame {
-  const createdAt = performance.now()
-  return {
-    bytes: encodeTextFrame(payload),
-    priority,
-    createdAt,
-    expiresAt: ttlMs > 0 ? createdAt + ttlMs : 0,
-    conflationKey
-  }
-}
+import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from '../metrics/histogram.js'
+import { PRIORITY_LEVELS, Priority } from '../protocol/priority.js'
+import type { DeflateSettings, OutgoingFrame } from './frame.js'
+import { WritePump } from './write-pump.js'
 
 export const DROP_REASONS = ['queue_full', 'evicted', 'expired', 'superseded', 'closed'] as const
 export type DropReason = (typeof DROP_REASONS)[number]
@@ -47,9 +21,9 @@ export class DeliveryStats {
   readonly outboxWaitSeconds = new PlainHistogram(LATENCY_BUCKETS_SECONDS)
 }
 
-/** The part of a stream the outbox writes to: a net.Socket under `ws`, or a fake in tests. */
+/** The part of a stream the outbox writes to: a WebSocket's stream (see ws-adapter.ts), or a fake in tests. */
 export interface FrameSink {
-  /** False once the stream was ended, e.g. after `ws` answered the peer's close frame. */
+  /** False once nothing more may be written: the stream ended, or a close frame was sent. */
   readonly writable: boolean
   readonly writableLength: number
   cork (): void
@@ -68,107 +42,6 @@ export interface OutboxLimits {
   writeHighWater: number
 }
 
-/**
- * How long one slice of a pass may write, in milliseconds, before the pump lets the loop read again and
- * continues the pass in the next turn.
- */
-export const SWEEP_SLICE_MS = 1
-/**
- * Frames queued within this many milliseconds of the end of the previous slice wait for the end of the
- * event-loop turn, so that everything the turn produces for a socket goes out in one write.
- */
-export const BUSY_WITHIN_MS = 0.5
-const CLOCK_EVERY = 8
-
-/**
- * Decides when outboxes are flushed, and flushes each one at most once per pass.
- *
- * - A quiet server writes at once: frames queued when nothing was flushed for BUSY_WITHIN_MS are written
- *   in a microtask, at the end of the callback that produced them (one client frame, one task result),
- *   all of that callback's frames for a socket in one write. Waiting for the check phase instead cost
- *   about 0.06 ms of latency per message here. Once the WebSocket parser has handled a read chunk,
- *   the session calls flushQuiet, which does that microtask's work at once.
- * - A busy server coalesces: frames queued soon after a flush wait for the check phase of the turn
- *   (setImmediate), after every readable socket was read, and each outbox writes everything it got in
- *   that turn at once.
- * - A large pass (a fan-out to thousands of sockets) takes longer than the gap between two publishes,
- *   so it runs in slices of SWEEP_SLICE_MS. Between slices the loop reads, and a frame published
- *   meanwhile joins the queues of the outboxes the pass has not reached yet, which write it with their
- *   pending frames; the outboxes already written get it in the next pass. A frame then waits at most
- *   about one pass, instead of the rest of the pass in progress plus the next one.
- */
-export class WritePump {
-  /** The pass in progress, written up to `position`. */
-  private pass: PriorityOutbox[] = []
-  private position = 0
-  /** Outboxes that received frames since the pass began (or after it wrote them). */
-  private next: PriorityOutbox[] = []
-  private scheduled = false
-  /** The scheduled run is a quiet one, in a microtask that flushQuiet may run sooner. */
-  private quietRunPending = false
-  private sweeping = false
-  private lastSliceEnd = -Infinity
-
-  /** `clock` is performance.now unless a test needs to control time. */
-  constructor (private readonly clock: () => number = () => performance.now()) {}
-
-  schedule (outbox: PriorityOutbox): void {
-    this.next.push(outbox)
-    if (this.scheduled) return
-    this.scheduled = true
-    const quiet = !this.sweeping && this.position === this.pass.length && this.clock() - this.lastSliceEnd >= BUSY_WITHIN_MS
-    if (quiet) {
-      this.quietRunPending = true
-      queueMicrotask(this.flushQuiet)
-    } else {
-      setImmediate(this.run)
-    }
-  }
-
-  /**
-   * Writes now what a quiet server has queued, instead of in the microtask; a busy pump keeps coalescing
-   * until the check phase. Meant for the end of handling a read chunk, which is all the microtask would
-   * have waited for, only later: after the return through the stream code, which took about 0.08 ms
-   * here on a core that had been idle. Calling it per client frame instead would write a chunk that
-   * holds several frames in several passes. Bound, so that it serves as the microtask too.
-   */
-  readonly flushQuiet = (): void => {
-    if (!this.quietRunPending) return
-    this.quietRunPending = false
-    this.run()
-  }
-
-  private readonly run = (): void => {
-    this.scheduled = false
-    if (this.position === this.pass.length) {
-      const finished = this.pass
-      finished.length = 0
-      this.pass = this.next
-      this.next = finished
-      this.position = 0
-    }
-    const pass = this.pass
-    let now = this.clock()
-    const deadline = now + SWEEP_SLICE_MS
-    this.sweeping = true
-    // One clock read per few writes: a write costs microseconds, the slice is a millisecond.
-    for (let sinceClock = 0; this.position < pass.length; sinceClock++) {
-      if (sinceClock === CLOCK_EVERY) {
-        now = this.clock()
-        if (now >= deadline) break
-        sinceClock = 0
-      }
-      (pass[this.position++] as PriorityOutbox).flush(now)
-    }
-    this.sweeping = false
-    this.lastSliceEnd = this.clock()
-    // Rescheduled while sweeping (a full batch, a frame left behind) or still to write: the next turn.
-    if (!this.scheduled && (this.position < pass.length || this.next.length > 0)) {
-      this.scheduled = true
-      setImmediate(this.run)
-    }
-  }
-}
 
 /** FIFO of frames with an advancing head, compacted now and then, so shift() is O(1) amortised. */
 class FrameQueue {
@@ -233,7 +106,9 @@ export class PriorityOutbox {
     private readonly pump: WritePump,
     private readonly limits: OutboxLimits,
     private readonly stats: DeliveryStats,
-    private readonly onSlowConsumer: () => void
+    private readonly onSlowConsumer: () => void,
+    /** What this connection negotiated for permessage-deflate; undefined sends every frame as built. */
+    private readonly deflate: DeflateSettings | undefined = undefined
   ) {}
 
   get length (): number {
@@ -255,7 +130,7 @@ export class PriorityOutbox {
       this.stats.dropped.closed[priority]!++
       return false
     }
-    const size = frame.bytes.length
+    const size = frame.wire(this.deflate).length
     const key = frame.conflationKey
     if (key !== undefined && this.latestByKey !== undefined) {
       const superseded = this.latestByKey.get(key)
@@ -316,8 +191,9 @@ export class PriorityOutbox {
         this.stats.dropped.expired[frame.priority]!++
         continue
       }
-      chunks.push(frame.bytes)
-      bytes += frame.bytes.length
+      const wire = frame.wire(this.deflate)
+      chunks.push(wire)
+      bytes += wire.length
       sent[frame.priority]!++
       wait.observe((now - frame.createdAt) / 1000)
       if (buffered + bytes >= writeHighWater && this.queuedMessages > 0) {
@@ -460,11 +336,13 @@ export class PriorityOutbox {
     this.stats.dropped[reason][frame.priority]!++
   }
 
+  /** The frame's wire bytes are cached on it, so this is the same size that enqueue counted. */
   private account (frame: OutgoingFrame): void {
+    const size = frame.wire(this.deflate).length
     this.levelCount[frame.priority]!--
-    this.levelBytes[frame.priority]! -= frame.bytes.length
+    this.levelBytes[frame.priority]! -= size
     this.queuedMessages--
-    this.queuedBytes -= frame.bytes.length
+    this.queuedBytes -= size
   }
 
   private disconnectSlowConsumer (): void {
@@ -488,8 +366,8 @@ export class OutboxRegistry {
   /** See WritePump.flushQuiet; a bound function, so that every socket can share it as a listener. */
   readonly flushQuiet = this.pump.flushQuiet
 
-  create (sink: FrameSink, onSlowConsumer: () => void): PriorityOutbox {
-    const outbox = new PriorityOutbox(sink, this.pump, this.limits, this.stats, onSlowConsumer)
+  create (sink: FrameSink, onSlowConsumer: () => void, deflate?: DeflateSettings): PriorityOutbox {
+    const outbox = new PriorityOutbox(sink, this.pump, this.limits, this.stats, onSlowConsumer, deflate)
     this.live.add(outbox)
     return outbox
   }

@@ -1,10 +1,10 @@
 import t from 'tap'
-import { encodeTextFrame } from '../../lib/frame.js'
-import { Priority, parsePriority } from '../../lib/priority.js'
+import { encodeTextFrame } from '../../../lib/delivery/frame.js'
+import { Priority, parsePriority } from '../../../lib/protocol/priority.js'
 import {
   decodeClientFrame, encodeBroadcast, encodeError, encodeMessage, encodePong, encodeReply, encodeWelcome, priorityOf
-} from '../../lib/protocol.js'
-import { decodeFrame } from '../helpers/fake-sink.js'
+} from '../../../lib/protocol/codec.js'
+import { decodeFrame } from '../../helpers/fake-sink.js'
 
 const options = { defaultTask: 'echo' }
 const decode = (text: string) => decodeClientFrame(text, options)

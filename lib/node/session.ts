@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
-import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
+import { Opcode, createControlFrame, createFrame, encodeControlFrame, type OutgoingFrame } from '../delivery/frame.js'
+import type { OutboxRegistry, PriorityOutbox } from '../delivery/outbox.js'
+import { WebSocketSink, negotiatedDeflate, streamOf, takeOverPongs } from '../delivery/ws-adapter.js'
+import type { ConnectionEvents } from './connection-events.js'
 import type { Hub, Member } from './hub.js'
-import { createFrame, type FrameSink, type OutboxRegistry, type OutgoingFrame, type PriorityOutbox } from './outbox.js'
-import { Priority } from './priority.js'
+import { Priority } from '../protocol/priority.js'
 import {
-  ErrorCode,
   decodeClientFrame,
   encodeError,
   encodePong,
@@ -18,8 +19,9 @@ import {
   type PublishOp,
   type Ref,
   type TaskOp
-} from './protocol.js'
-import { TaskError, type TaskPool } from './task-types.js'
+} from '../protocol/codec.js'
+import type { ErrorCode } from '../protocol/errors.js'
+import { TaskError, type TaskPool } from '../tasks/types.js'
 
 /** Close codes this server uses (RFC 6455 §7.4 plus the private range for slow consumers). */
 export const CloseCode = {
@@ -37,6 +39,8 @@ export interface SessionSettings {
   heartbeatMs: number
   allowClientBroadcast: boolean
   defaultTask: string
+  perMessageDeflate: boolean
+  perMessageDeflateThreshold: number
 }
 
 /** What every session of one app shares. */
@@ -45,6 +49,7 @@ export interface SessionContext {
   readonly outboxes: OutboxRegistry
   readonly tasks: TaskPool
   readonly settings: SessionSettings
+  readonly events: ConnectionEvents
   isDraining (): boolean
 }
 
@@ -56,15 +61,15 @@ let idCounter = 0
 
 /**
  * One WebSocket connection speaking protocol v1. Listeners are shared functions that find the
- * session through a symbol on the socket, so a connection costs no closures; the outbox and the
- * room set are created on first use, so an idle connection costs little more than this object.
+ * session through a symbol on the socket, so a connection costs no closures; the room set is created
+ * on first use. Every frame the server sends, the welcome and pongs included, goes through the outbox.
  */
 export class ClientSession implements Member {
   readonly id = `${idPrefix}${(++idCounter).toString(36)}`
   /** Cleared by each heartbeat sweep, set by the peer's pong. */
   alive = true
   private rooms: Set<string> | undefined
-  private outbox: PriorityOutbox | undefined
+  private readonly outbox: PriorityOutbox
   private tokens: number
   private refilledAt = performance.now()
   private floodWindowStart = 0
@@ -77,19 +82,25 @@ export class ClientSession implements Member {
     const socketWithSession = socket as WebSocket & { [kSession]?: ClientSession }
     socketWithSession[kSession] = this
     socket.on('message', onSocketMessage)
+    socket.on('ping', onSocketPing)
     socket.on('pong', onSocketPong)
+    socket.on('error', onSocketError)
     socket.once('close', onSocketClose)
+    takeOverPongs(socket)
+    const stream = streamOf(socket)
     // ws parses a whole chunk in its own 'data' listener, registered before this one, so by now every
     // frame of the chunk was handled: what they produced is written at once instead of after the return
     // through the stream code, yet still in one write per socket (see WritePump.flushQuiet).
-    rawSocketOf(socket).on('data', context.outboxes.flushQuiet)
+    stream.on('data', context.outboxes.flushQuiet)
+    const { heartbeatMs, maxPayload, perMessageDeflate, perMessageDeflateThreshold } = context.settings
+    const deflate = perMessageDeflate ? negotiatedDeflate(socket, perMessageDeflateThreshold) : undefined
+    this.outbox = context.outboxes.create(new WebSocketSink(socket, stream), () => { this.closeSlowConsumer() }, deflate)
     context.hub.connect(this)
-    const { heartbeatMs, maxPayload } = context.settings
-    socket.send(encodeWelcome(this.id, heartbeatMs, maxPayload))
+    this.send(encodeWelcome(this.id, heartbeatMs, maxPayload))
   }
 
   deliver (frame: OutgoingFrame): void {
-    this.ensureOutbox().enqueue(frame)
+    this.outbox.enqueue(frame)
   }
 
   private inRoom (room: string): boolean {
@@ -100,7 +111,7 @@ export class ClientSession implements Member {
   close (code: number, reason: string): Promise<void> {
     if (this.closedPromise === undefined) {
       // The released outbox stays attached, so later deliveries are refused and counted, not written.
-      this.context.outboxes.release(this.ensureOutbox())
+      this.context.outboxes.release(this.outbox)
       this.closedPromise = new Promise(resolve => {
         if (this.socket.readyState === this.socket.CLOSED) resolve()
         else this.socket.once('close', () => resolve())
@@ -114,14 +125,26 @@ export class ClientSession implements Member {
     this.socket.terminate()
   }
 
-  /** Terminates a peer that missed the previous pong; otherwise pings it. */
-  heartbeat (): void {
+  /** Terminates a peer that missed the previous pong; otherwise queues the sweep's shared ping. */
+  heartbeat (ping: OutgoingFrame): void {
     if (!this.alive) {
+      this.context.events.info('heartbeat_timeout', { client: this.id }, 'terminated a connection that missed its pong')
       this.terminate()
       return
     }
     this.alive = false
-    this.socket.ping()
+    this.outbox.enqueue(ping)
+  }
+
+  /** ws no longer answers pings (see takeOverPongs): the pong queues behind what was sent before it. */
+  answerPing (data: Buffer): void {
+    if (data.length <= 125) this.outbox.enqueue(createControlFrame(encodeControlFrame(Opcode.pong, data), Priority.critical))
+  }
+
+  /** ws closes the connection itself after a protocol error (bad frame, invalid UTF-8): stop writing first. */
+  protocolFailure (error: Error): void {
+    this.context.outboxes.release(this.outbox)
+    this.context.events.info('protocol_failure', { client: this.id, reason: error.message }, 'closed a connection that broke the WebSocket protocol')
   }
 
   handleMessage (data: Buffer, isBinary: boolean): void {
@@ -129,21 +152,22 @@ export class ClientSession implements Member {
     hub.traffic.received++
     if (data.length > settings.maxPayload) {
       // Only reached when a host's @fastify/websocket allows larger frames than ours.
+      this.context.events.info('message_too_big', { client: this.id, bytes: data.length }, 'closed a connection that sent a frame over MAX_PAYLOAD')
       void this.close(CloseCode.messageTooBig, 'message too big')
       return
     }
     if (isBinary) {
-      this.fail(undefined, ErrorCode.badRequest, 'binary frames are not supported; send JSON text frames')
+      this.fail(undefined, 'bad_request', 'binary frames are not supported; send JSON text frames')
       return
     }
     const decoded = decodeClientFrame(data.toString(), settings)
     if (!decoded.ok) {
-      this.fail(decoded.ref, ErrorCode.badRequest, decoded.message)
+      this.fail(decoded.ref, 'bad_request', decoded.message)
       return
     }
     const op = decoded.value
     if (!this.takeToken()) {
-      this.fail(op.ref, ErrorCode.rateLimited, `more than ${settings.rateLimitPerSec} ops per second`)
+      this.fail(op.ref, 'rate_limited', `more than ${settings.rateLimitPerSec} ops per second`)
       return
     }
     this.dispatch(op)
@@ -165,7 +189,7 @@ export class ClientSession implements Member {
     const { hub, settings } = this.context
     if (this.rooms === undefined) this.rooms = new Set()
     if (!this.rooms.has(room) && this.rooms.size >= settings.maxRoomsPerConnection) {
-      this.fail(ref, ErrorCode.tooManyRooms, `a connection may join at most ${settings.maxRoomsPerConnection} rooms`)
+      this.fail(ref, 'too_many_rooms', `a connection may join at most ${settings.maxRoomsPerConnection} rooms`)
       return
     }
     this.rooms.add(room)
@@ -180,7 +204,7 @@ export class ClientSession implements Member {
 
   private publish (op: PublishOp): void {
     if (!this.inRoom(op.room)) {
-      this.fail(op.ref, ErrorCode.notMember, `join ${op.room} before publishing to it`)
+      this.fail(op.ref, 'not_member', `join ${op.room} before publishing to it`)
       return
     }
     const { seq } = this.context.hub.publish(op.room, op.data, {
@@ -194,7 +218,7 @@ export class ClientSession implements Member {
 
   private say (text: string): void {
     if (this.rooms === undefined || this.rooms.size === 0) {
-      this.fail(undefined, ErrorCode.notMember, 'join a room before msg:')
+      this.fail(undefined, 'not_member', 'join a room before msg:')
       return
     }
     for (const room of this.rooms) {
@@ -204,7 +228,7 @@ export class ClientSession implements Member {
 
   private broadcast (op: BroadcastOp): void {
     if (!this.context.settings.allowClientBroadcast) {
-      this.fail(op.ref, ErrorCode.forbidden, 'client broadcast is disabled (ALLOW_CLIENT_BROADCAST=false)')
+      this.fail(op.ref, 'forbidden', 'client broadcast is disabled (ALLOW_CLIENT_BROADCAST=false)')
       return
     }
     const recipients = this.context.hub.broadcast(op.data, priorityOf(op.priority))
@@ -215,7 +239,7 @@ export class ClientSession implements Member {
   private runTask (op: TaskOp): void {
     const { tasks } = this.context
     if (this.context.isDraining()) {
-      this.fail(op.ref, ErrorCode.shuttingDown, 'the server is shutting down')
+      this.fail(op.ref, 'shutting_down', 'the server is shutting down')
       return
     }
     tasks.submit({
@@ -232,7 +256,7 @@ export class ClientSession implements Member {
         if (error instanceof TaskError) {
           if (error.code !== 'cancelled') this.fail(op.ref, error.code, error.message)
         } else {
-          this.fail(op.ref, ErrorCode.internal, 'task could not be run')
+          this.fail(op.ref, 'internal', 'task could not be run')
         }
       }
     )
@@ -241,7 +265,7 @@ export class ClientSession implements Member {
   /** Answers go through the outbox at critical priority: they are small and must not be shed. */
   private send (payload: string): void {
     if (this.disposed) return
-    this.ensureOutbox().enqueue(createFrame(payload, Priority.critical))
+    this.outbox.enqueue(createFrame(payload, Priority.critical))
   }
 
   private fail (ref: Ref | undefined, code: ErrorCode, message: string): void {
@@ -262,17 +286,16 @@ export class ClientSession implements Member {
       this.floodWindowStart = now
       this.rejectedInWindow = 0
     }
-    if (++this.rejectedInWindow >= FLOOD_FACTOR * rateLimitPerSec) {
+    if (++this.rejectedInWindow === FLOOD_FACTOR * rateLimitPerSec) {
+      this.context.events.warn('flood', { client: this.id, rejectedOps: this.rejectedInWindow }, 'closed a connection that kept exceeding the rate limit (1008)')
       void this.close(CloseCode.policyViolation, 'rate limit exceeded')
     }
     return false
   }
 
-  private ensureOutbox (): PriorityOutbox {
-    if (this.outbox === undefined) {
-      this.outbox = this.context.outboxes.create(rawSocketOf(this.socket), () => { void this.close(CloseCode.slowConsumer, 'slow consumer') })
-    }
-    return this.outbox
+  private closeSlowConsumer (): void {
+    this.context.events.warn('slow_consumer', { client: this.id }, 'closed a connection too slow to take a critical message (4008)')
+    void this.close(CloseCode.slowConsumer, 'slow consumer')
   }
 
   /** Runs once, when the socket has closed: leaves every room, drops the queue, cancels queued tasks. */
@@ -282,17 +305,12 @@ export class ClientSession implements Member {
     const { hub, outboxes, tasks } = this.context
     hub.disconnect(this, this.rooms ?? [])
     this.rooms = undefined
-    if (this.outbox !== undefined) outboxes.release(this.outbox)
+    outboxes.release(this.outbox)
     tasks.cancelOwner(this)
   }
 }
 
 const kSession = Symbol('switchboard.session')
-
-/** The stream under a `ws` socket: the outbox writes frames to it directly, already framed. */
-function rawSocketOf (socket: WebSocket): FrameSink & Pick<Duplex, 'on'> {
-  return (socket as unknown as { _socket: FrameSink & Duplex })._socket
-}
 
 function sessionOf (socket: WebSocket): ClientSession {
   return (socket as WebSocket & { [kSession]: ClientSession })[kSession]
@@ -300,6 +318,14 @@ function sessionOf (socket: WebSocket): ClientSession {
 
 function onSocketMessage (this: WebSocket, data: Buffer, isBinary: boolean): void {
   sessionOf(this).handleMessage(data, isBinary)
+}
+
+function onSocketPing (this: WebSocket, data: Buffer): void {
+  sessionOf(this).answerPing(data)
+}
+
+function onSocketError (this: WebSocket, error: Error): void {
+  sessionOf(this).protocolFailure(error)
 }
 
 function onSocketPong (this: WebSocket): void {

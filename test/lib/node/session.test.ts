@@ -1,12 +1,13 @@
 import { EventEmitter } from 'node:events'
 import t from 'tap'
 import type { WebSocket } from 'ws'
-import { loadConfig } from '../../lib/config.js'
-import { Hub } from '../../lib/hub.js'
-import { OutboxRegistry } from '../../lib/outbox.js'
-import { ClientSession, type SessionContext } from '../../lib/session.js'
-import type { TaskPool } from '../../lib/task-types.js'
-import { FakeSink } from '../helpers/fake-sink.js'
+import { loadConfig } from '../../../lib/config.js'
+import { Hub } from '../../../lib/node/hub.js'
+import { OutboxRegistry } from '../../../lib/delivery/outbox.js'
+import { ConnectionEvents } from '../../../lib/node/connection-events.js'
+import { ClientSession, type SessionContext } from '../../../lib/node/session.js'
+import type { TaskPool } from '../../../lib/tasks/types.js'
+import { FakeSink } from '../../helpers/fake-sink.js'
 
 /** The stream under a `ws` socket, as the session sees it: a sink that also emits the chunks it reads. */
 class RawSocket extends FakeSink {
@@ -22,13 +23,13 @@ class RawSocket extends FakeSink {
   }
 }
 
-/** Just enough of a `ws` WebSocket: its events, the welcome it is sent, and the raw stream beneath. */
+/** Just enough of a `ws` WebSocket: its events, the private fields ws-adapter.ts reads, and the raw stream beneath. */
 class FakeWebSocket extends EventEmitter {
   readonly CLOSED = 3
   readyState = 1
-  readonly sent: string[] = []
+  _autoPong = true
+  readonly _extensions = {}
   constructor (readonly _socket: RawSocket) { super() }
-  send (data: string): void { this.sent.push(data) }
 }
 
 t.test('what a read chunk produced is written when the chunk has been parsed, not in a later microtask', async t => {
@@ -39,9 +40,13 @@ t.test('what a read chunk produced is written when the chunk has been parsed, no
     outboxes: new OutboxRegistry({ maxMessages: 1000, maxBytes: 1 << 20, writeBatch: 1000, writeHighWater: 1 << 20 }),
     tasks: { cancelOwner () {} } as unknown as TaskPool,
     settings: loadConfig({}),
+    events: new ConnectionEvents({ info () {}, warn () {} }),
     isDraining: () => false
   }
   new ClientSession(socket as unknown as WebSocket, context)
+  await Promise.resolve()
+  t.match(raw.messages(), [{ op: 'welcome' }], 'the welcome goes out through the outbox, in a microtask')
+  raw.writes.length = 0
   // ws registers its own 'data' listener first and emits 'message' from it; the session's runs after.
   const chunk = Buffer.from('{"op":"ping","ref":1}{"op":"ping","ref":2}')
   socket.emit('message', chunk.subarray(0, 21), false)

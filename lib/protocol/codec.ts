@@ -1,5 +1,6 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
+import type { ErrorCode } from './errors.js'
 import { PRIORITY_NAMES, parsePriority, type Priority } from './priority.js'
 
 /** Wire protocol version announced in the welcome frame. */
@@ -8,20 +9,6 @@ export const PROTOCOL_VERSION = 1
 export const ROOM_PATTERN = '^[A-Za-z0-9_\\-.:/@]{1,128}$'
 const ROOM_REGEXP = new RegExp(ROOM_PATTERN)
 
-export const ErrorCode = {
-  badRequest: 'bad_request',
-  notMember: 'not_member',
-  forbidden: 'forbidden',
-  tooManyRooms: 'too_many_rooms',
-  rateLimited: 'rate_limited',
-  overloaded: 'overloaded',
-  timeout: 'timeout',
-  taskFailed: 'task_failed',
-  unknownTask: 'unknown_task',
-  shuttingDown: 'shutting_down',
-  internal: 'internal'
-} as const
-export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 
 export const RefSchema = Type.Union([Type.Number(), Type.String({ maxLength: 64 })])
 export const RoomSchema = Type.String({ pattern: ROOM_PATTERN, description: '1–128 characters from letters, digits and _-.:/@' })

@@ -1,8 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { BUSY_WITHIN_MS, DeliveryStats, OutboxRegistry, PriorityOutbox, WritePump, createFrame, type OutboxLimits } from '../../lib/outbox.js'
-import { Priority, type Priority as PriorityLevel } from '../../lib/priority.js'
-import { FakeSink, turn } from '../helpers/fake-sink.js'
+import { createFrame } from '../../../lib/delivery/frame.js'
+import { DeliveryStats, OutboxRegistry, PriorityOutbox, type OutboxLimits } from '../../../lib/delivery/outbox.js'
+import { BUSY_WITHIN_MS, WritePump } from '../../../lib/delivery/write-pump.js'
+import { Priority, type Priority as PriorityLevel } from '../../../lib/protocol/priority.js'
+import { FakeSink, turn } from '../../helpers/fake-sink.js'
 
 const roomy: OutboxLimits = { maxMessages: 1000, maxBytes: 1 << 20, writeBatch: 1000, writeHighWater: 1 << 20 }
 
