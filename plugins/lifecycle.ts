@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import fp from 'fastify-plugin'
 import type { Config } from '../lib/config.js'
+import { ConnectionEvents } from '../lib/node/connection-events.js'
 import { CloseCode } from '../lib/node/session.js'
 
 declare module 'fastify' {
@@ -12,9 +13,6 @@ declare module 'fastify' {
   }
 }
 
-function endRefusedUpgrade (_request: IncomingMessage, socket: Duplex): void {
-  socket.end()
-}
 
 export interface LifecyclePluginOptions {
   config: Pick<Config, 'shutdownTimeoutMs'>
@@ -30,6 +28,11 @@ export default fp<LifecyclePluginOptions>(async function lifecycle (fastify, opt
   const state = { draining: false }
   fastify.decorate('lifecycle', state)
   const { hub, outbox, workerPool } = fastify
+  const events = new ConnectionEvents(fastify.log)
+  const endRefusedUpgrade = (request: IncomingMessage, socket: Duplex): void => {
+    events.info('upgrade_refused', { ip: request.socket.remoteAddress, reason: 'shutting_down' }, 'refused a WebSocket upgrade while draining')
+    socket.end()
+  }
 
   fastify.addHook('preClose', async () => {
     state.draining = true

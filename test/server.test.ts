@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { TestClient } from './helpers/app.js'
@@ -42,4 +43,13 @@ t.test('npm start entry: listens, serves, and exits 0 on SIGTERM after a gracefu
   t.equal((await client.closed).code, 1001)
   t.equal(await server.exited, 0)
   t.match(server.output(), /shutting down/)
+})
+
+t.test('package.json engines admit no Node.js older than what server.ts uses (process.loadEnvFile: 20.12)', async t => {
+  const { engines } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { engines: { node: string } }
+  const match = /^>=(\d+)\.(\d+)/.exec(engines.node)
+  t.ok(match, `engines.node is a lower bound (${engines.node})`)
+  const [major, minor] = [Number(match?.[1]), Number(match?.[2])]
+  t.ok(major > 20 || (major === 20 && minor >= 12), `${engines.node} requires at least 20.12`)
+  t.match(readFileSync(new URL('../server.ts', import.meta.url), 'utf8'), /process\.loadEnvFile/, 'server.ts still reads .env with process.loadEnvFile')
 })
