@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { ConfigError, SETTINGS, loadConfig, type ConfigOverrides, type SettingName } from './lib/config.js'
 import httpErrorsPlugin from './plugins/http-errors.js'
+import enginePlugin from './plugins/engine.js'
 import hubPlugin from './plugins/hub.js'
 import lifecyclePlugin from './plugins/lifecycle.js'
 import metricsPlugin from './plugins/metrics.js'
@@ -38,7 +39,8 @@ const switchboard: FastifyPluginAsync<SwitchboardOptions> = async (fastify, opts
 
   await fastify.register(httpErrorsPlugin)
   await fastify.register(websocketPlugin, { config })
-  await fastify.register(hubPlugin)
+  await fastify.register(enginePlugin, { config })
+  await fastify.register(hubPlugin, { config })
   await fastify.register(outboxPlugin, { config })
   await fastify.register(workerPoolPlugin, { config })
   await fastify.register(metricsPlugin)

@@ -40,6 +40,11 @@ export const SETTINGS = {
   allowClientBroadcast: { env: 'ALLOW_CLIENT_BROADCAST', schema: Type.Boolean({ default: false }), doc: 'Let clients use the broadcast op (true/false)' },
   apiKey: { env: 'API_KEY', schema: Type.String({ default: '' }), doc: 'Bearer token for the HTTP API; empty disables the /api routes' },
   defaultTask: { env: 'DEFAULT_TASK', schema: Type.String({ minLength: 1, maxLength: 64, default: 'echo' }), doc: 'Task that the text command task:<text> runs' },
+  historySize: { env: 'HISTORY_SIZE', schema: integer(0, 1_000_000, 256), doc: 'Messages kept per room for history and recovery; 0 turns history off' },
+  historyTtlMs: { env: 'HISTORY_TTL_MS', schema: integer(1000, 30 * 86_400_000, 300_000), doc: 'A room stream lives this long after its last publish; kept messages expire after it too' },
+  historyMaxBytes: { env: 'HISTORY_MAX_BYTES', schema: integer(1 * MiB, 64 * 1024 * MiB, 256 * MiB), doc: 'Memory engine: bytes of history in all rooms; over it the least recently published streams are evicted (their epoch changes)' },
+  recoveryMax: { env: 'RECOVERY_MAX', schema: integer(0, 1_000_000, 1000), doc: 'Most messages a join with since replays; more missed gives recovered:false, reason too_many' },
+  presenceInfoMaxBytes: { env: 'PRESENCE_INFO_MAX_BYTES', schema: integer(0, 64 * KiB, 1024), doc: 'Largest JSON of the info object a join may carry for presence' },
   workers: { env: 'WORKERS', schema: integer(1, 1024, Math.max(1, availableParallelism() - 1)), doc: 'Worker threads (default: cores - 1, at least 1)' },
   workerQueueSize: { env: 'WORKER_QUEUE_SIZE', schema: integer(1, 1_000_000, 1024), doc: 'Tasks waiting for a worker at most; more are answered overloaded' },
   taskTimeoutMs: { env: 'TASK_TIMEOUT_MS', schema: integer(1, 3_600_000, 10_000), doc: 'A running task is aborted after this long' },
@@ -47,7 +52,7 @@ export const SETTINGS = {
   maxTasksPerConnection: { env: 'MAX_TASKS_PER_CONNECTION', schema: integer(1, 1_000_000, 32), doc: 'Tasks one connection may have queued or running' },
   maxTaskRetries: { env: 'MAX_TASK_RETRIES', schema: integer(0, 100, 5), doc: 'Largest retries value a task may ask for' },
   deadLetterSize: { env: 'DEAD_LETTER_SIZE', schema: integer(0, 1_000_000, 1000), doc: 'Failed tasks kept in the dead-letter list' },
-  idempotencyTtlMs: { env: 'IDEMPOTENCY_TTL_MS', schema: integer(0, 86_400_000, 300_000), doc: 'How long a task key remembers its result' }
+  idempotencyTtlMs: { env: 'IDEMPOTENCY_TTL_MS', schema: integer(0, 86_400_000, 300_000), doc: 'How long a task key remembers its result, and a publish id its seq' }
 } as const satisfies Record<string, { env: string, schema: TSchema, doc: string }>
 
 export type SettingName = keyof typeof SETTINGS

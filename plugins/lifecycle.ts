@@ -45,12 +45,12 @@ export default fp<LifecyclePluginOptions>(async function lifecycle (fastify, opt
 
     await workerPool.drain(remaining())
     await Promise.race([outbox.whenAllEmpty(), budget()])
-    const closing = Array.from(hub.members(), member => member.close(CloseCode.goingAway, 'server shutting down'))
+    const closing = Array.from(hub.connections(), connection => connection.close(CloseCode.goingAway, 'server shutting down'))
     await Promise.race([Promise.all(closing), budget()])
-    const stragglers = Array.from(hub.members())
+    const stragglers = Array.from(hub.connections())
     if (stragglers.length > 0) {
       fastify.log.warn({ open: stragglers.length }, 'shutdown timeout reached; terminating the connections left')
-      for (const member of stragglers) member.terminate()
+      for (const connection of stragglers) connection.terminate()
     }
   })
   fastify.addHook('onClose', async () => {

@@ -1,7 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyPluginAsync } from 'fastify'
 import { createBearerHook } from '../lib/auth/bearer.js'
-import { TASK_FIELDS, priorityOf } from '../lib/protocol/codec.js'
+import { priorityOf } from '../lib/protocol/codec.js'
+import { TASK_FIELDS } from '../lib/protocol/schemas.js'
 
 export interface TaskRoutesOptions {
   apiKey: string

@@ -29,7 +29,7 @@ const wsRoute: FastifyPluginAsync<WsRouteOptions> = async (fastify, opts) => {
 
   const sweep = setInterval(() => {
     const ping = createControlFrame(PING, Priority.critical)
-    for (const member of hub.members()) member.heartbeat(ping)
+    for (const connection of hub.connections()) connection.heartbeat(ping)
   }, config.heartbeatMs)
   sweep.unref()
   fastify.addHook('onClose', async () => { clearInterval(sweep) })

@@ -79,7 +79,10 @@ export class OutgoingFrame {
     /** Latest-value conflation: a newer queued frame with the same key supersedes this one. */
     readonly conflationKey: string | undefined,
     /** Text data frames may be compressed; control frames never are. */
-    private readonly compressible: boolean
+    private readonly compressible: boolean,
+    /** The room stream this message belongs to, so a connection that does not get it is told its seq. */
+    readonly room: string | undefined = undefined,
+    readonly seq = 0
   ) {}
 
   /** The bytes to write to a connection with these deflate settings (undefined: none negotiated). */
@@ -111,9 +114,9 @@ function deflateFrame (payload: Buffer, windowBits: number): Buffer {
   return frame
 }
 
-export function createFrame (payload: string, priority: Priority, ttlMs = 0, conflationKey?: string): OutgoingFrame {
+export function createFrame (payload: string, priority: Priority, ttlMs = 0, conflationKey?: string, room?: string, seq = 0): OutgoingFrame {
   const createdAt = performance.now()
-  return new OutgoingFrame(encodeTextFrame(payload), priority, createdAt, ttlMs > 0 ? createdAt + ttlMs : 0, conflationKey, true)
+  return new OutgoingFrame(encodeTextFrame(payload), priority, createdAt, ttlMs > 0 ? createdAt + ttlMs : 0, conflationKey, true, room, seq)
 }
 
 /** A ping, pong or close frame for the outbox: never compressed, never expired. */

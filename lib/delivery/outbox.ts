@@ -31,6 +31,14 @@ export interface FrameSink {
   write (chunk: Buffer, callback?: (error?: Error | null) => void): boolean
 }
 
+/** What the outbox tells its connection. */
+export interface OutboxListeners {
+  /** A critical frame did not fit: the outbox has closed itself, the connection must go (4008). */
+  slowConsumer (): void
+  /** A room message was dropped (not for reason `closed`): the connection tells its client which seq. */
+  dropped (frame: OutgoingFrame, reason: DropReason): void
+}
+
 export interface OutboxLimits {
   /** Queued messages at most, all levels together. */
   maxMessages: number
@@ -106,7 +114,7 @@ export class PriorityOutbox {
     private readonly pump: WritePump,
     private readonly limits: OutboxLimits,
     private readonly stats: DeliveryStats,
-    private readonly onSlowConsumer: () => void,
+    private readonly listeners: OutboxListeners,
     /** What this connection negotiated for permessage-deflate; undefined sends every frame as built. */
     private readonly deflate: DeflateSettings | undefined = undefined
   ) {}
@@ -139,6 +147,7 @@ export class PriorityOutbox {
     if (!this.fits(size)) {
       if (!this.canFitByEvicting(priority, size)) {
         this.stats.dropped.queue_full[priority]!++
+        if (frame.room !== undefined) this.listeners.dropped(frame, 'queue_full')
         if (priority === Priority.critical) this.disconnectSlowConsumer()
         return false
       }
@@ -189,6 +198,7 @@ export class PriorityOutbox {
       if (frame === undefined) break
       if (frame.expiresAt !== 0 && frame.expiresAt <= now) {
         this.stats.dropped.expired[frame.priority]!++
+        if (frame.room !== undefined) this.listeners.dropped(frame, 'expired')
         continue
       }
       const wire = frame.wire(this.deflate)
@@ -334,6 +344,7 @@ export class PriorityOutbox {
       this.latestByKey.delete(frame.conflationKey)
     }
     this.stats.dropped[reason][frame.priority]!++
+    if (frame.room !== undefined) this.listeners.dropped(frame, reason)
   }
 
   /** The frame's wire bytes are cached on it, so this is the same size that enqueue counted. */
@@ -348,7 +359,7 @@ export class PriorityOutbox {
   private disconnectSlowConsumer (): void {
     this.stats.slowConsumerDisconnects++
     this.close()
-    this.onSlowConsumer()
+    this.listeners.slowConsumer()
   }
 }
 
@@ -366,8 +377,8 @@ export class OutboxRegistry {
   /** See WritePump.flushQuiet; a bound function, so that every socket can share it as a listener. */
   readonly flushQuiet = this.pump.flushQuiet
 
-  create (sink: FrameSink, onSlowConsumer: () => void, deflate?: DeflateSettings): PriorityOutbox {
-    const outbox = new PriorityOutbox(sink, this.pump, this.limits, this.stats, onSlowConsumer, deflate)
+  create (sink: FrameSink, listeners: OutboxListeners, deflate?: DeflateSettings): PriorityOutbox {
+    const outbox = new PriorityOutbox(sink, this.pump, this.limits, this.stats, listeners, deflate)
     this.live.add(outbox)
     return outbox
   }

@@ -1,18 +1,23 @@
 import { createFrame, type OutgoingFrame } from '../delivery/frame.js'
-import { encodeBroadcast, encodeMessage } from '../protocol/codec.js'
-import type { Priority } from '../protocol/priority.js'
+import { then } from '../engine/composed.js'
+import type {
+  Awaitable,
+  Broadcast,
+  Engine,
+  HistoryPage,
+  HistoryQuery,
+  PresenceEvent,
+  PresencePage,
+  Publication,
+  Recovery,
+  RecoveryFailure,
+  StreamPosition
+} from '../engine/types.js'
+import { encodeBroadcast, encodeMessage, encodePresenceEvent } from '../protocol/codec.js'
+import { Priority } from '../protocol/priority.js'
+import { RoomIndex, type Connection } from './room-index.js'
 
-/** A connection as the hub sees it: something with an id that accepts shared frames. */
-export interface Member {
-  readonly id: string
-  deliver (frame: OutgoingFrame): void
-  /** Ends the connection with a close handshake (shutdown uses 1001); resolves once it is closed. */
-  close (code: number, reason: string): Promise<void>
-  /** Drops the connection at once, for a peer that did not finish the close handshake in time. */
-  terminate (): void
-  /** Liveness check, called by the heartbeat sweep with the ping frame that every member shares. */
-  heartbeat (ping: OutgoingFrame): void
-}
+export type { Connection } from './room-index.js'
 
 /** Inbound traffic counters in plain numbers, exported by the metrics plugin at scrape time. */
 export class TrafficStats {
@@ -24,9 +29,14 @@ export class TrafficStats {
   }
 }
 
-interface Room {
-  readonly members: Set<Member>
-  seq: number
+/** Stream counters in plain numbers, exported at scrape time. */
+export class StreamStats {
+  readonly recoveries = new Map<'recovered' | RecoveryFailure, number>()
+  readonly gaps = new Map<string, number>()
+
+  count<K> (map: Map<K, number>, key: K, by = 1): void {
+    map.set(key, (map.get(key) ?? 0) + by)
+  }
 }
 
 export interface PublishOptions {
@@ -36,11 +46,28 @@ export interface PublishOptions {
   key?: string | undefined
   /** Client id of the publisher; absent for server-side publishes. */
   from?: string | undefined
+  /** Idempotency id (see PublishRequest). */
+  id?: string | undefined
 }
 
-export interface PublishResult {
-  seq: number
+export interface PublishResult extends StreamPosition {
+  duplicate: boolean
+  /** Connections on this node that the message was handed to. */
   recipients: number
+}
+
+export interface JoinOptions {
+  /** Recover from this position: live messages wait until the replay is queued. */
+  since?: StreamPosition | undefined
+  /** Receive joined/left events of the room. */
+  watch: boolean
+  user?: string | undefined
+  info?: unknown
+}
+
+export interface JoinResult {
+  position: StreamPosition
+  recovery: Recovery | undefined
 }
 
 export interface HubStats {
@@ -49,79 +76,174 @@ export interface HubStats {
   memberships: number
 }
 
+export interface HubOptions {
+  /** Most messages a recovering join replays. */
+  recoveryMax: number
+}
+
+function conflationKeyOf (room: string, key: string | undefined): string | undefined {
+  return key === undefined ? undefined : `${room}\u0000${key}`
+}
+
+/** The frame a room message travels in; a replayed one drops its ttl, which was for live delivery. */
+function messageFrame (publication: Publication, live: boolean): OutgoingFrame {
+  return createFrame(encodeMessage(publication), publication.priority, live ? publication.ttlMs : 0,
+    conflationKeyOf(publication.room, publication.key), publication.room, publication.seq)
+}
+
 /**
- * Rooms and connections. A room exists while it has members: it is created by its first join and removed,
- * with its sequence, when its last member leaves. Every publish is encoded once and shared by all members.
+ * The node: connections, the local room index, and the path through the engine. A publish goes to the
+ * engine, which stores it and hands it back (through its broker) to every node with members of the
+ * room; this node encodes it once and queues the same frame in each local member's outbox.
  */
 export class Hub {
-  private readonly rooms = new Map<string, Room>()
-  private readonly connections = new Set<Member>()
-  private membershipCount = 0
+  private readonly index = new RoomIndex()
+  private readonly live = new Set<Connection>()
+  private presenceBatch: PresenceEvent[] | undefined
   readonly traffic = new TrafficStats()
+  readonly streams = new StreamStats()
 
-  connect (member: Member): void {
-    this.connections.add(member)
+  constructor (readonly engine: Engine, private readonly options: HubOptions) {
+    engine.broker.handle({
+      publication: publication => { this.deliver(publication) },
+      broadcast: broadcast => { this.deliverBroadcast(broadcast) },
+      presence: event => { this.queuePresence(event) }
+    })
   }
 
-  /** Removes the member from the hub and from each of the given rooms. */
-  disconnect (member: Member, rooms: Iterable<string>): void {
-    for (const room of rooms) this.leave(member, room)
-    this.connections.delete(member)
+  connect (connection: Connection): void {
+    this.live.add(connection)
   }
 
-  /** Adds the member to the room; returns the room's latest sequence (0 before the first message). */
-  join (member: Member, roomName: string): number {
-    let room = this.rooms.get(roomName)
-    if (room === undefined) {
-      room = { members: new Set(), seq: 0 }
-      this.rooms.set(roomName, room)
+  /** Removes the connection from the node and from each of the given rooms. */
+  disconnect (connection: Connection, rooms: Iterable<string>): void {
+    for (const room of rooms) this.leave(connection, room)
+    this.live.delete(connection)
+  }
+
+  /**
+   * Joins the connection to the room and reads where the stream is, or what it missed since
+   * `options.since`. The caller answers the join, then calls finishJoin to queue the replay and
+   * whatever was published meanwhile.
+   */
+  join (connection: Connection, room: string, options: JoinOptions): Awaitable<JoinResult> {
+    const { engine } = this
+    const created = this.index.add(connection, room, options.since !== undefined, options.watch)
+    // Subscribed before the history is read, so nothing published meanwhile falls between the two.
+    const subscribed = created ? engine.broker.subscribe(room) : undefined
+    return then(subscribed, () => then(engine.presence.join(room, { client: connection.id, user: options.user, joinedAt: Date.now(), info: options.info }), () => {
+      void engine.broker.presence({ room, kind: 'joined', client: connection.id, user: options.user })
+      if (options.since === undefined) return then(engine.history.position(room), position => ({ position, recovery: undefined }))
+      return then(engine.history.recover(room, options.since, this.options.recoveryMax), recovery => {
+        this.streams.count(this.streams.recoveries, recovery.recovered ? 'recovered' : recovery.reason)
+        return { position: recovery.position, recovery }
+      })
+    }))
+  }
+
+  /** Queues the replay, then the live frames that arrived during the join, each seq once. */
+  finishJoin (connection: Connection, room: string, result: JoinResult): void {
+    const top = result.position.seq
+    if (result.recovery?.recovered === true) {
+      for (const publication of result.recovery.publications) connection.deliver(messageFrame(publication, false))
     }
-    if (!room.members.has(member)) {
-      room.members.add(member)
-      this.membershipCount++
+    for (const frame of this.index.activate(connection, room)) {
+      if (frame.seq > top) connection.deliver(frame)
     }
-    return room.seq
   }
 
-  /** Returns whether the member was in the room. */
-  leave (member: Member, roomName: string): boolean {
-    const room = this.rooms.get(roomName)
-    if (room === undefined || !room.members.delete(member)) return false
-    this.membershipCount--
-    if (room.members.size === 0) this.rooms.delete(roomName)
+  /** Returns whether the connection was in the room. */
+  leave (connection: Connection, room: string): boolean {
+    const outcome = this.index.remove(connection, room)
+    if (outcome === 'absent') return false
+    if (outcome === 'emptied') void this.engine.broker.unsubscribe(room)
+    void this.engine.presence.leave(room, connection.id)
+    void this.engine.broker.presence({ room, kind: 'left', client: connection.id })
     return true
   }
 
-  /** Delivers to every member of the room. A room without members takes no sequence number (seq 0). */
-  publish (roomName: string, data: unknown, options: PublishOptions): PublishResult {
-    const room = this.rooms.get(roomName)
-    if (room === undefined) return { seq: 0, recipients: 0 }
-    const seq = ++room.seq
-    const payload = encodeMessage(roomName, seq, JSON.stringify(data) ?? 'null', options.priority, Date.now(), options.from)
-    const conflationKey = options.key === undefined ? undefined : `${roomName}\u0000${options.key}`
-    const frame = createFrame(payload, options.priority, options.ttlMs, conflationKey)
-    for (const member of room.members) member.deliver(frame)
-    return { seq, recipients: room.members.size }
+  publish (room: string, data: unknown, options: PublishOptions): Awaitable<PublishResult> {
+    const local = this.index.get(room)
+    const recipients = local === undefined ? 0 : local.members.size + (local.pending?.size ?? 0)
+    const outcome = this.engine.publish({
+      room,
+      data: JSON.stringify(data) ?? 'null',
+      priority: options.priority,
+      ts: Date.now(),
+      from: options.from,
+      ttlMs: options.ttlMs,
+      key: options.key,
+      id: options.id
+    })
+    return then(outcome, ({ seq, epoch, duplicate }) => ({ seq, epoch, duplicate, recipients: duplicate ? 0 : recipients }))
   }
 
-  /** Delivers to every connection; returns how many. */
-  broadcast (data: unknown, priority: Priority, ttlMs?: number): number {
-    const frame = createFrame(encodeBroadcast(JSON.stringify(data) ?? 'null', priority, Date.now()), priority, ttlMs)
-    for (const member of this.connections) member.deliver(frame)
-    return this.connections.size
+  /** Delivers to every connection of every node; returns how many are on this one. */
+  broadcast (data: unknown, priority: Priority, ttlMs?: number): Awaitable<number> {
+    const recipients = this.live.size
+    return then(this.engine.broker.broadcast({ data: JSON.stringify(data) ?? 'null', priority, ts: Date.now(), ttlMs }), () => recipients)
   }
 
-  /** Room names with their member counts. */
+  history (room: string, query: HistoryQuery): Awaitable<HistoryPage> {
+    return this.engine.history.read(room, query)
+  }
+
+  presence (room: string, limit: number, cursor?: string): Awaitable<PresencePage> {
+    return this.engine.presence.page(room, limit, cursor)
+  }
+
+  /** Room names with their member counts on this node. */
   listRooms (): { room: string, members: number }[] {
-    return Array.from(this.rooms, ([room, { members }]) => ({ room, members: members.size }))
+    return this.index.list()
   }
 
-  /** Every connected member, for the heartbeat sweep and shutdown. */
-  members (): IterableIterator<Member> {
-    return this.connections.values()
+  /** Every connection of this node, for the heartbeat sweep and shutdown. */
+  connections (): IterableIterator<Connection> {
+    return this.live.values()
   }
 
   stats (): HubStats {
-    return { connections: this.connections.size, rooms: this.rooms.size, memberships: this.membershipCount }
+    return { connections: this.live.size, rooms: this.index.size, memberships: this.index.memberships }
+  }
+
+  private deliver (publication: Publication): void {
+    const room = this.index.get(publication.room)
+    if (room === undefined) return
+    const frame = messageFrame(publication, true)
+    for (const member of room.members) member.deliver(frame)
+    if (room.pending !== undefined) for (const waiting of room.pending.values()) waiting.push(frame)
+  }
+
+  private deliverBroadcast (broadcast: Broadcast): void {
+    const frame = createFrame(encodeBroadcast(broadcast.data, broadcast.priority, broadcast.ts), broadcast.priority, broadcast.ttlMs)
+    for (const connection of this.live) connection.deliver(frame)
+  }
+
+  /** Presence events go out once per turn, never inside the join or publish that caused them. */
+  private queuePresence (event: PresenceEvent): void {
+    if (this.index.get(event.room)?.watchers === undefined) return
+    if (this.presenceBatch === undefined) {
+      this.presenceBatch = []
+      setImmediate(() => { this.flushPresence() })
+    }
+    this.presenceBatch.push(event)
+  }
+
+  /**
+   * Each event is encoded once and shared by the room's watchers. Its conflation key is the member,
+   * so a slow watcher keeps only the latest of a member's joined/left events.
+   */
+  private flushPresence (): void {
+    const batch = this.presenceBatch ?? []
+    this.presenceBatch = undefined
+    for (const event of batch) {
+      const watchers = this.index.get(event.room)?.watchers
+      if (watchers === undefined || watchers.size === 0) continue
+      const frame = createFrame(encodePresenceEvent(event.kind, event.room, event.client, event.user), Priority.normal, 0,
+        `presence\u0000${event.room}\u0000${event.client}`)
+      for (const watcher of watchers) {
+        if (watcher.id !== event.client) watcher.deliver(frame)
+      }
+    }
   }
 }

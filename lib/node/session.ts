@@ -2,26 +2,17 @@ import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import type { WebSocket } from 'ws'
 import { Opcode, createControlFrame, createFrame, encodeControlFrame, type OutgoingFrame } from '../delivery/frame.js'
-import type { OutboxRegistry, PriorityOutbox } from '../delivery/outbox.js'
+import type { DropReason, PriorityOutbox } from '../delivery/outbox.js'
 import { WebSocketSink, negotiatedDeflate, streamOf, takeOverPongs } from '../delivery/ws-adapter.js'
-import type { ConnectionEvents } from './connection-events.js'
-import type { Hub, Member } from './hub.js'
+import { decodeClientFrame, encodeError, encodeGap, encodeReply, encodeReplyWithJson, encodeWelcome } from '../protocol/codec.js'
+import { isErrorCode, type ErrorCode } from '../protocol/errors.js'
 import { Priority } from '../protocol/priority.js'
-import {
-  decodeClientFrame,
-  encodeError,
-  encodePong,
-  encodeReply,
-  encodeWelcome,
-  priorityOf,
-  type BroadcastOp,
-  type ClientOp,
-  type PublishOp,
-  type Ref,
-  type TaskOp
-} from '../protocol/codec.js'
-import type { ErrorCode } from '../protocol/errors.js'
-import { TaskError, type TaskPool } from '../tasks/types.js'
+import type { ClientOp, Ref } from '../protocol/schemas.js'
+import { TaskError } from '../tasks/types.js'
+import { OP_HANDLERS } from './ops/index.js'
+import { OpError, type Answer, type OpHandler, type OpSession, type SessionContext } from './ops/types.js'
+
+export type { SessionContext, SessionSettings } from './ops/types.js'
 
 /** Close codes this server uses (RFC 6455 §7.4 plus the private range for slow consumers). */
 export const CloseCode = {
@@ -31,44 +22,40 @@ export const CloseCode = {
   slowConsumer: 4008
 } as const
 
-export interface SessionSettings {
-  maxPayload: number
-  maxRoomsPerConnection: number
-  rateLimitPerSec: number
-  rateLimitBurst: number
-  heartbeatMs: number
-  allowClientBroadcast: boolean
-  defaultTask: string
-  perMessageDeflate: boolean
-  perMessageDeflateThreshold: number
-}
-
-/** What every session of one app shares. */
-export interface SessionContext {
-  readonly hub: Hub
-  readonly outboxes: OutboxRegistry
-  readonly tasks: TaskPool
-  readonly settings: SessionSettings
-  readonly events: ConnectionEvents
-  isDraining (): boolean
-}
-
 /** Rejected ops in one second, as a multiple of the rate, at which a connection is closed with 1008. */
 const FLOOD_FACTOR = 5
 
 const idPrefix = randomBytes(4).toString('hex')
 let idCounter = 0
 
+function isPromise (value: unknown): value is Promise<unknown> {
+  return typeof (value as Promise<unknown> | undefined)?.then === 'function'
+}
+
+/** Sorted seqs as inclusive ranges: [1,2,3,7] → [[1,3],[7,7]]. */
+function toRanges (seqs: number[]): [number, number][] {
+  seqs.sort((a, b) => a - b)
+  const ranges: [number, number][] = []
+  for (const seq of seqs) {
+    const last = ranges[ranges.length - 1]
+    if (last !== undefined && seq <= last[1] + 1) last[1] = Math.max(last[1], seq)
+    else ranges.push([seq, seq])
+  }
+  return ranges
+}
+
 /**
- * One WebSocket connection speaking protocol v1. Listeners are shared functions that find the
- * session through a symbol on the socket, so a connection costs no closures; the room set is created
- * on first use. Every frame the server sends, the welcome and pongs included, goes through the outbox.
+ * One WebSocket connection speaking protocol v1: it decodes client frames, runs each op's handler
+ * (lib/node/ops/) and answers in one place. Listeners are shared functions that find the session
+ * through a symbol on the socket, so a connection costs no closures; the room set is created on first
+ * use. Every frame the server sends, the welcome and pongs included, goes through the outbox, and
+ * every room message the outbox drops is reported to the client in a gap frame.
  */
-export class ClientSession implements Member {
+export class ClientSession implements OpSession {
   readonly id = `${idPrefix}${(++idCounter).toString(36)}`
   /** Cleared by each heartbeat sweep, set by the peer's pong. */
   alive = true
-  private rooms: Set<string> | undefined
+  private joined: Set<string> | undefined
   private readonly outbox: PriorityOutbox
   private tokens: number
   private refilledAt = performance.now()
@@ -76,6 +63,8 @@ export class ClientSession implements Member {
   private rejectedInWindow = 0
   private disposed = false
   private closedPromise: Promise<void> | undefined
+  /** Seqs dropped since the last gap frames, by reason and room. */
+  private gaps: Map<DropReason, Map<string, number[]>> | undefined
 
   constructor (private readonly socket: WebSocket, private readonly context: SessionContext) {
     this.tokens = context.settings.rateLimitBurst
@@ -94,17 +83,25 @@ export class ClientSession implements Member {
     stream.on('data', context.outboxes.flushQuiet)
     const { heartbeatMs, maxPayload, perMessageDeflate, perMessageDeflateThreshold } = context.settings
     const deflate = perMessageDeflate ? negotiatedDeflate(socket, perMessageDeflateThreshold) : undefined
-    this.outbox = context.outboxes.create(new WebSocketSink(socket, stream), () => { this.closeSlowConsumer() }, deflate)
+    this.outbox = context.outboxes.create(new WebSocketSink(socket, stream), {
+      slowConsumer: () => { this.closeSlowConsumer() },
+      dropped: (frame, reason) => { this.noteGap(frame, reason) }
+    }, deflate)
     context.hub.connect(this)
     this.send(encodeWelcome(this.id, heartbeatMs, maxPayload))
   }
 
-  deliver (frame: OutgoingFrame): void {
-    this.outbox.enqueue(frame)
+  get rooms (): Set<string> {
+    if (this.joined === undefined) this.joined = new Set()
+    return this.joined
   }
 
-  private inRoom (room: string): boolean {
-    return this.rooms?.has(room) === true
+  isIn (room: string): boolean {
+    return this.joined?.has(room) === true
+  }
+
+  deliver (frame: OutgoingFrame): void {
+    this.outbox.enqueue(frame)
   }
 
   /** Frames still queued are dropped (counted as closed): nothing may follow the close frame. */
@@ -174,92 +171,41 @@ export class ClientSession implements Member {
   }
 
   private dispatch (op: ClientOp): void {
-    switch (op.op) {
-      case 'join': return this.join(op.room, op.ref)
-      case 'leave': return this.leave(op.room, op.ref)
-      case 'publish': return this.publish(op)
-      case 'say': return this.say(op.text)
-      case 'broadcast': return this.broadcast(op)
-      case 'task': return this.runTask(op)
-      case 'ping': return this.send(encodePong(op.ref))
-    }
-  }
-
-  private join (room: string, ref: Ref | undefined): void {
-    const { hub, settings } = this.context
-    if (this.rooms === undefined) this.rooms = new Set()
-    if (!this.rooms.has(room) && this.rooms.size >= settings.maxRoomsPerConnection) {
-      this.fail(ref, 'too_many_rooms', `a connection may join at most ${settings.maxRoomsPerConnection} rooms`)
+    const handler = OP_HANDLERS[op.op] as OpHandler<ClientOp>
+    let answer
+    try {
+      answer = handler.run(op, this, this.context)
+    } catch (error) {
+      this.refuse(op.ref, error)
       return
     }
-    this.rooms.add(room)
-    const seq = hub.join(this, room)
-    if (ref !== undefined) this.send(encodeReply(ref, { room, seq }))
-  }
-
-  private leave (room: string, ref: Ref | undefined): void {
-    if (this.rooms?.delete(room) === true) this.context.hub.leave(this, room)
-    if (ref !== undefined) this.send(encodeReply(ref, { room }))
-  }
-
-  private publish (op: PublishOp): void {
-    if (!this.inRoom(op.room)) {
-      this.fail(op.ref, 'not_member', `join ${op.room} before publishing to it`)
-      return
-    }
-    const { seq } = this.context.hub.publish(op.room, op.data, {
-      priority: priorityOf(op.priority),
-      ttlMs: op.ttlMs,
-      key: op.key,
-      from: this.id
-    })
-    if (op.ref !== undefined) this.send(encodeReply(op.ref, { seq }))
-  }
-
-  private say (text: string): void {
-    if (this.rooms === undefined || this.rooms.size === 0) {
-      this.fail(undefined, 'not_member', 'join a room before msg:')
-      return
-    }
-    for (const room of this.rooms) {
-      this.context.hub.publish(room, text, { priority: Priority.normal, from: this.id })
+    if (isPromise(answer)) {
+      answer.then(result => { this.answer(op.ref, handler, result) }, (error: unknown) => { this.refuse(op.ref, error) })
+    } else {
+      this.answer(op.ref, handler, answer)
     }
   }
 
-  private broadcast (op: BroadcastOp): void {
-    if (!this.context.settings.allowClientBroadcast) {
-      this.fail(op.ref, 'forbidden', 'client broadcast is disabled (ALLOW_CLIENT_BROADCAST=false)')
-      return
+  private answer (ref: Ref | undefined, handler: OpHandler<ClientOp>, answer: Answer | undefined): void {
+    if (answer === undefined) return
+    if (ref !== undefined || handler.alwaysAnswered === true) {
+      if (answer.payload !== undefined) this.send(answer.payload)
+      else if (answer.json !== undefined) this.send(encodeReplyWithJson(ref, answer.fields ?? {}, answer.json))
+      else this.send(encodeReply(ref, answer.fields))
     }
-    const recipients = this.context.hub.broadcast(op.data, priorityOf(op.priority))
-    if (op.ref !== undefined) this.send(encodeReply(op.ref, { recipients }))
+    answer.after?.()
   }
 
-  /** A task's outcome is always answered, ref or not, since the client asked for a result. */
-  private runTask (op: TaskOp): void {
-    const { tasks } = this.context
-    if (this.context.isDraining()) {
-      this.fail(op.ref, 'shutting_down', 'the server is shutting down')
-      return
+  private refuse (ref: Ref | undefined, error: unknown): void {
+    if (error instanceof OpError) {
+      this.fail(ref, error.code, error.message)
+    } else if (error instanceof TaskError) {
+      // A cancelled task belongs to a connection that is gone: nobody is left to tell.
+      if (isErrorCode(error.code)) this.fail(ref, error.code, error.message)
+    } else {
+      this.context.events.warn('op_failed', { client: this.id, err: error }, 'an op failed')
+      this.fail(ref, 'internal', 'the op could not be completed')
     }
-    tasks.submit({
-      name: op.name,
-      data: op.data,
-      priority: priorityOf(op.priority),
-      retries: op.retries,
-      timeoutMs: op.timeoutMs,
-      key: op.key,
-      owner: this
-    }).then(
-      result => { this.send(encodeReply(op.ref, { data: result ?? null })) },
-      (error: unknown) => {
-        if (error instanceof TaskError) {
-          if (error.code !== 'cancelled') this.fail(op.ref, error.code, error.message)
-        } else {
-          this.fail(op.ref, 'internal', 'task could not be run')
-        }
-      }
-    )
   }
 
   /** Answers go through the outbox at critical priority: they are small and must not be shed. */
@@ -271,6 +217,37 @@ export class ClientSession implements Member {
   private fail (ref: Ref | undefined, code: ErrorCode, message: string): void {
     this.context.hub.traffic.protocolError(code)
     this.send(encodeError(ref, code, message))
+  }
+
+  /** Collects the seqs the outbox dropped; the gap frames go out at the end of the callback. */
+  private noteGap (frame: OutgoingFrame, reason: DropReason): void {
+    if (frame.room === undefined || reason === 'closed' || this.disposed) return
+    if (this.gaps === undefined) {
+      this.gaps = new Map()
+      queueMicrotask(() => { this.sendGaps() })
+    }
+    let byRoom = this.gaps.get(reason)
+    if (byRoom === undefined) {
+      byRoom = new Map()
+      this.gaps.set(reason, byRoom)
+    }
+    const seqs = byRoom.get(frame.room)
+    if (seqs === undefined) byRoom.set(frame.room, [frame.seq])
+    else seqs.push(frame.seq)
+  }
+
+  /** Critical, so a gap frame is never shed: if even it cannot be queued, the connection closes with 4008. */
+  private sendGaps (): void {
+    const gaps = this.gaps
+    this.gaps = undefined
+    if (gaps === undefined) return
+    const counts = this.context.hub.streams
+    for (const [reason, byRoom] of gaps) {
+      for (const [room, seqs] of byRoom) {
+        this.send(encodeGap(room, toRanges(seqs), reason))
+        counts.count(counts.gaps, reason)
+      }
+    }
   }
 
   private takeToken (): boolean {
@@ -303,8 +280,8 @@ export class ClientSession implements Member {
     if (this.disposed) return
     this.disposed = true
     const { hub, outboxes, tasks } = this.context
-    hub.disconnect(this, this.rooms ?? [])
-    this.rooms = undefined
+    hub.disconnect(this, this.joined ?? [])
+    this.joined = undefined
     outboxes.release(this.outbox)
     tasks.cancelOwner(this)
   }

@@ -1,73 +1,17 @@
-import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import type { TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { ErrorCode } from './errors.js'
 import { PRIORITY_NAMES, parsePriority, type Priority } from './priority.js'
+import { OP_SCHEMAS, ROOM_PATTERN, type ClientOp, type OpName, type Ref } from './schemas.js'
 
 /** Wire protocol version announced in the welcome frame. */
 export const PROTOCOL_VERSION = 1
 
-export const ROOM_PATTERN = '^[A-Za-z0-9_\\-.:/@]{1,128}$'
 const ROOM_REGEXP = new RegExp(ROOM_PATTERN)
-
-
-export const RefSchema = Type.Union([Type.Number(), Type.String({ maxLength: 64 })])
-export const RoomSchema = Type.String({ pattern: ROOM_PATTERN, description: '1–128 characters from letters, digits and _-.:/@' })
-export const PrioritySchema = Type.Union([
-  Type.Union(PRIORITY_NAMES.map(name => Type.Literal(name))),
-  Type.Integer({ minimum: 0, maximum: PRIORITY_NAMES.length - 1 })
-])
-export const TtlSchema = Type.Integer({ minimum: 1, maximum: 86_400_000 })
-export const ConflationKeySchema = Type.String({ minLength: 1, maxLength: 128 })
-export const TaskNameSchema = Type.String({ minLength: 1, maxLength: 64 })
-
-/** A task request's fields, shared by the task op and POST /api/tasks. */
-export const TASK_FIELDS = {
-  name: TaskNameSchema,
-  data: Type.Optional(Type.Unknown()),
-  priority: Type.Optional(PrioritySchema),
-  retries: Type.Optional(Type.Integer({ minimum: 0 })),
-  timeoutMs: Type.Optional(Type.Integer({ minimum: 1 })),
-  key: Type.Optional(Type.String({ minLength: 1, maxLength: 128 }))
-}
-
-const opSchemas = {
-  join: Type.Object({ op: Type.Literal('join'), ref: Type.Optional(RefSchema), room: RoomSchema }),
-  leave: Type.Object({ op: Type.Literal('leave'), ref: Type.Optional(RefSchema), room: RoomSchema }),
-  publish: Type.Object({
-    op: Type.Literal('publish'),
-    ref: Type.Optional(RefSchema),
-    room: RoomSchema,
-    data: Type.Unknown(),
-    priority: Type.Optional(PrioritySchema),
-    ttlMs: Type.Optional(TtlSchema),
-    key: Type.Optional(ConflationKeySchema)
-  }),
-  broadcast: Type.Object({
-    op: Type.Literal('broadcast'),
-    ref: Type.Optional(RefSchema),
-    data: Type.Unknown(),
-    priority: Type.Optional(PrioritySchema)
-  }),
-  task: Type.Object({ op: Type.Literal('task'), ref: Type.Optional(RefSchema), ...TASK_FIELDS }),
-  ping: Type.Object({ op: Type.Literal('ping'), ref: Type.Optional(RefSchema) })
-} satisfies Record<string, TSchema>
-
-type OpName = keyof typeof opSchemas
-const OP_NAMES = Object.keys(opSchemas) as OpName[]
+const OP_NAMES = Object.keys(OP_SCHEMAS) as OpName[]
 const checks = Object.fromEntries(
-  OP_NAMES.map(name => [name, TypeCompiler.Compile(opSchemas[name])])
-) as { [K in OpName]: TypeCheck<(typeof opSchemas)[K]> }
-
-export type Ref = Static<typeof RefSchema>
-export type JoinOp = Static<typeof opSchemas.join>
-export type LeaveOp = Static<typeof opSchemas.leave>
-export type PublishOp = Static<typeof opSchemas.publish>
-export type BroadcastOp = Static<typeof opSchemas.broadcast>
-export type TaskOp = Static<typeof opSchemas.task>
-export type PingOp = Static<typeof opSchemas.ping>
-/** `msg:<text>` of the seed protocol: publish the text to every room the connection joined. */
-export interface SayOp { op: 'say', text: string, ref?: undefined }
-export type ClientOp = JoinOp | LeaveOp | PublishOp | BroadcastOp | TaskOp | PingOp | SayOp
+  OP_NAMES.map(name => [name, TypeCompiler.Compile(OP_SCHEMAS[name])])
+) as { [K in OpName]: TypeCheck<(typeof OP_SCHEMAS)[K]> }
 
 export type Decoded =
   | { ok: true, value: ClientOp }
@@ -176,9 +120,49 @@ export function encodePong (ref: Ref | undefined): string {
   return ref === undefined ? '{"op":"pong"}' : `{"op":"pong","ref":${JSON.stringify(ref)}}`
 }
 
-export function encodeMessage (room: string, seq: number, dataJson: string, priority: Priority, ts: number, from: string | undefined): string {
-  const fromPart = from === undefined ? '' : `,"from":"${from}"`
-  return `{"op":"message","room":"${room}","seq":${seq},"data":${dataJson},"priority":"${PRIORITY_NAMES[priority]}","ts":${ts}${fromPart}}`
+/** The fields of a room message as the codec needs them (a Publication of the engine fits). */
+export interface MessageFields {
+  readonly room: string
+  readonly seq: number
+  /** JSON text. */
+  readonly data: string
+  readonly priority: Priority
+  readonly ts: number
+  readonly from?: string | undefined
+}
+
+function messageBody (message: MessageFields): string {
+  const fromPart = message.from === undefined ? '' : `,"from":"${message.from}"`
+  return `"seq":${message.seq},"data":${message.data},"priority":"${PRIORITY_NAMES[message.priority]}","ts":${message.ts}${fromPart}`
+}
+
+export function encodeMessage (message: MessageFields): string {
+  return `{"op":"message","room":"${message.room}",${messageBody(message)}}`
+}
+
+/** The seqs of a room that a connection will not get, as ascending inclusive ranges, and why. */
+export function encodeGap (room: string, ranges: readonly (readonly [number, number])[], reason: string): string {
+  return `{"op":"gap","room":"${room}","ranges":${JSON.stringify(ranges)},"reason":"${reason}"}`
+}
+
+export function encodePresenceEvent (kind: 'joined' | 'left', room: string, client: string, user: string | undefined): string {
+  const userPart = user === undefined ? '' : `,"user":${JSON.stringify(user)}`
+  return `{"op":"${kind}","room":"${room}","client":"${client}"${userPart}}`
+}
+
+/** `messages` as a JSON array built from stored JSON text, without parsing the data again. */
+export function encodeMessageList (messages: readonly MessageFields[]): string {
+  let list = '['
+  for (let i = 0; i < messages.length; i++) list += (i === 0 ? '{' : ',{') + messageBody(messages[i] as MessageFields) + '}'
+  return list + ']'
+}
+
+/** A reply with fields that are already JSON text (e.g. a message list), after the plain ones. */
+export function encodeReplyWithJson (ref: Ref | undefined, fields: Record<string, unknown>, json: Record<string, string>): string {
+  const plain = encodeReply(ref, fields)
+  let extra = ''
+  for (const [name, text] of Object.entries(json)) extra += `,"${name}":${text}`
+  return plain.slice(0, -1) + extra + '}'
 }
 
 export function encodeBroadcast (dataJson: string, priority: Priority, ts: number): string {

@@ -2,3 +2,4 @@
 export * from './codec.js'
 export * from './errors.js'
 export * from './priority.js'
+export * from './schemas.js'

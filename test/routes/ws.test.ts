@@ -15,7 +15,9 @@ t.test('join, publish, leave: replies carry the ref and members get the message'
   const alice = await injectClient(app)
   const bob = await injectClient(app)
   const aliceId = (await alice.op('welcome')).client
-  t.same(await alice.request({ op: 'join', room: 'lobby' }), { op: 'reply', ref: 1, ok: true, room: 'lobby', seq: 0 })
+  const joined = await alice.request({ op: 'join', room: 'lobby' })
+  t.same(joined, { op: 'reply', ref: 1, ok: true, room: 'lobby', seq: 0, epoch: joined.epoch })
+  t.type(joined.epoch, 'string', 'the join reply names the stream’s epoch')
   await bob.request({ op: 'join', room: 'lobby' })
   t.same(await alice.request({ op: 'publish', room: 'lobby', data: { text: 'hi' }, priority: 'high' }), { op: 'reply', ref: 2, ok: true, seq: 1 })
   for (const client of [alice, bob]) {

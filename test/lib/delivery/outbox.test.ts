@@ -1,10 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { createFrame } from '../../../lib/delivery/frame.js'
-import { DeliveryStats, OutboxRegistry, PriorityOutbox, type OutboxLimits } from '../../../lib/delivery/outbox.js'
+import { DeliveryStats, OutboxRegistry, PriorityOutbox, type OutboxLimits, type OutboxListeners } from '../../../lib/delivery/outbox.js'
 import { BUSY_WITHIN_MS, WritePump } from '../../../lib/delivery/write-pump.js'
 import { Priority, type Priority as PriorityLevel } from '../../../lib/protocol/priority.js'
 import { FakeSink, turn } from '../../helpers/fake-sink.js'
+
+/** Listeners for tests that look at what was written, not at what was dropped. */
+const ignore: OutboxListeners = { slowConsumer () {}, dropped () {} }
 
 const roomy: OutboxLimits = { maxMessages: 1000, maxBytes: 1 << 20, writeBatch: 1000, writeHighWater: 1 << 20 }
 
@@ -12,8 +15,9 @@ function setup (limits: Partial<OutboxLimits> = {}) {
   const sink = new FakeSink()
   const stats = new DeliveryStats()
   let slowConsumer = 0
-  const outbox = new PriorityOutbox(sink, new WritePump(), { ...roomy, ...limits }, stats, () => { slowConsumer++ })
-  return { sink, stats, outbox, slowConsumers: () => slowConsumer }
+  const dropped: [number, string][] = []
+  const outbox = new PriorityOutbox(sink, new WritePump(), { ...roomy, ...limits }, stats, { slowConsumer: () => { slowConsumer++ }, dropped: (frame, reason) => { dropped.push([frame.seq, reason]) } })
+  return { sink, stats, outbox, dropped, slowConsumers: () => slowConsumer }
 }
 
 function frame (label: string, priority: PriorityLevel, ttlMs = 0, key?: string) {
@@ -71,7 +75,7 @@ t.test('writes at most writeBatch frames per flush and continues next turn', asy
 t.test('a quiet pump writes at the end of the producing callback; right after a flush it waits for the end of the turn', async t => {
   let clock = 100
   const sink = new FakeSink()
-  const outbox = new PriorityOutbox(sink, new WritePump(() => clock), roomy, new DeliveryStats(), () => {})
+  const outbox = new PriorityOutbox(sink, new WritePump(() => clock), roomy, new DeliveryStats(), ignore)
   outbox.enqueue(frame('a', Priority.normal))
   outbox.enqueue(frame('b', Priority.normal))
   t.same(sink.writes, [], 'nothing is written synchronously')
@@ -94,7 +98,7 @@ t.test('flushQuiet writes what a quiet pump queued at once, and leaves a busy pu
   let clock = 100
   const sink = new FakeSink()
   const pump = new WritePump(() => clock)
-  const outbox = new PriorityOutbox(sink, pump, roomy, new DeliveryStats(), () => {})
+  const outbox = new PriorityOutbox(sink, pump, roomy, new DeliveryStats(), ignore)
   outbox.enqueue(frame('a', Priority.normal))
   outbox.enqueue(frame('b', Priority.normal))
   pump.flushQuiet()
@@ -125,7 +129,7 @@ t.test('a pass longer than a slice lets the loop read, and a frame queued meanwh
   const pump = new WritePump()
   const stats = new DeliveryStats()
   const sinks = Array.from({ length: 40 }, () => new SlowSink())
-  const outboxes = sinks.map(sink => new PriorityOutbox(sink, pump, roomy, stats, () => {}))
+  const outboxes = sinks.map(sink => new PriorityOutbox(sink, pump, roomy, stats, ignore))
   for (const outbox of outboxes) outbox.enqueue(frame('a', Priority.normal))
   await turn()
   const writtenInFirstSlice = sinks.filter(sink => sink.writes.length > 0).length
@@ -303,8 +307,8 @@ t.test('a write error leaves the outbox waiting for close instead of spinning', 
 
 t.test('registry tracks live outboxes, sums queues and releases them', async t => {
   const registry = new OutboxRegistry(roomy)
-  const a = registry.create(new FakeSink(), () => {})
-  const b = registry.create(new FakeSink(), () => {})
+  const a = registry.create(new FakeSink(), ignore)
+  const b = registry.create(new FakeSink(), ignore)
   a.enqueue(frame('1', Priority.normal))
   b.enqueue(frame('2', Priority.normal))
   b.enqueue(frame('3', Priority.normal))
@@ -320,7 +324,7 @@ t.test('registry tracks live outboxes, sums queues and releases them', async t =
 t.test('one frame object is shared by every outbox it is queued in', async t => {
   const registry = new OutboxRegistry(roomy)
   const sinks = [new FakeSink(), new FakeSink(), new FakeSink()]
-  const outboxes = sinks.map(sink => registry.create(sink, () => {}))
+  const outboxes = sinks.map(sink => registry.create(sink, ignore))
   const shared = frame('fan-out', Priority.normal)
   for (const outbox of outboxes) outbox.enqueue(shared)
   await turn()

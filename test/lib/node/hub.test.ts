@@ -1,84 +1,105 @@
-import t from 'tap'
-import { Hub, type Member } from '../../../lib/node/hub.js'
+import { setImmediate as nextTurn } from 'node:timers/promises'
+import t, { type Test } from 'tap'
 import type { OutgoingFrame } from '../../../lib/delivery/frame.js'
+import { createMemoryEngine } from '../../../lib/engine/memory/index.js'
+import { Hub, type Connection, type JoinResult } from '../../../lib/node/hub.js'
 import { Priority } from '../../../lib/protocol/priority.js'
 import { decodeFrame } from '../../helpers/fake-sink.js'
 
-class RecordingMember implements Member {
+class RecordingConnection implements Connection {
   readonly frames: OutgoingFrame[] = []
-  closedWith: number | undefined
   constructor (readonly id: string) {}
   deliver (frame: OutgoingFrame): void { this.frames.push(frame) }
-  async close (code: number): Promise<void> { this.closedWith = code }
-  terminate (): void { this.closedWith = 1006 }
+  async close (): Promise<void> {}
+  terminate (): void {}
   heartbeat (): void {}
   messages (): Record<string, unknown>[] { return this.frames.map(f => decodeFrame(f.bytes) as Record<string, unknown>) }
 }
 
-t.test('rooms are created by the first join and removed with the last leave', async t => {
-  const hub = new Hub()
-  const a = new RecordingMember('a')
-  const b = new RecordingMember('b')
-  hub.connect(a)
-  hub.connect(b)
-  t.equal(hub.join(a, 'lobby'), 0)
-  t.equal(hub.join(b, 'lobby'), 0)
-  t.equal(hub.join(b, 'lobby'), 0, 'joining twice is harmless')
-  t.same(hub.stats(), { connections: 2, rooms: 1, memberships: 2 })
-  t.ok(hub.leave(a, 'lobby'))
-  t.notOk(hub.leave(a, 'lobby'), 'leaving twice reports false')
-  t.same(hub.listRooms(), [{ room: 'lobby', members: 1 }])
-  hub.disconnect(b, ['lobby'])
-  t.same(hub.stats(), { connections: 1, rooms: 0, memberships: 0 })
-})
+function newHub (t: Test, history = 256): Hub {
+  const engine = createMemoryEngine({ size: history, ttlMs: 60_000, maxBytes: 1 << 26, idempotencyTtlMs: 60_000 })
+  t.teardown(() => engine.close())
+  return new Hub(engine, { recoveryMax: 1000 })
+}
 
-t.test('publish fans out one shared frame with per-room sequence numbers', async t => {
-  const hub = new Hub()
-  const members = [new RecordingMember('a'), new RecordingMember('b'), new RecordingMember('c')]
-  for (const m of members) { hub.connect(m); hub.join(m, 'room-1') }
-  hub.join(members[0]!, 'room-2')
-  t.same(hub.publish('room-1', { hello: 1 }, { priority: Priority.high, from: 'a' }), { seq: 1, recipients: 3 })
-  t.same(hub.publish('room-1', 'two', { priority: Priority.normal }), { seq: 2, recipients: 3 })
-  t.same(hub.publish('room-2', null, { priority: Priority.low }), { seq: 1, recipients: 1 }, 'sequences are per room')
+function join (hub: Hub, connection: Connection, room: string, options: Partial<Parameters<Hub['join']>[2]> = {}): JoinResult {
+  hub.connect(connection)
+  const result = hub.join(connection, room, { watch: false, ...options }) as JoinResult
+  hub.finishJoin(connection, room, result)
+  return result
+}
+
+t.test('publish fans out one shared frame per message, with per-room seqs', async t => {
+  const hub = newHub(t)
+  const members = [new RecordingConnection('a'), new RecordingConnection('b'), new RecordingConnection('c')]
+  for (const m of members) join(hub, m, 'room-1')
+  join(hub, members[0]!, 'room-2')
+  const first = hub.publish('room-1', { hello: 1 }, { priority: Priority.high, from: 'a' })
+  t.match(first, { seq: 1, recipients: 3, duplicate: false })
+  t.match(hub.publish('room-1', 'two', { priority: Priority.normal }), { seq: 2, recipients: 3 })
+  t.match(hub.publish('room-2', null, { priority: Priority.low }), { seq: 1, recipients: 1 }, 'seqs are per room')
   t.equal(members[1]!.frames[0], members[2]!.frames[0], 'recipients share the frame object')
-  const [first, second] = members[1]!.messages()
-  t.match(first, { op: 'message', room: 'room-1', seq: 1, data: { hello: 1 }, priority: 'high', from: 'a' })
-  t.type(first!.ts, 'number')
+  const [message, second] = members[1]!.messages()
+  t.match(message, { op: 'message', room: 'room-1', seq: 1, data: { hello: 1 }, priority: 'high', from: 'a' })
   t.notOk('from' in second!, 'server-side publishes carry no from')
-  t.equal(hub.join(members[1]!, 'room-1'), 2, 'join reports the latest seq')
+  t.match(members[1]!.frames[0], { room: 'room-1', seq: 1 }, 'the frame knows its stream position, for gap reports')
+  t.same(hub.stats(), { connections: 3, rooms: 2, memberships: 4 })
 })
 
-t.test('publish to a room without members reaches nobody and takes no seq', async t => {
-  const hub = new Hub()
-  t.same(hub.publish('empty', 1, { priority: Priority.normal }), { seq: 0, recipients: 0 })
+t.test('a room without members still takes a seq, and its stream survives the last member leaving', async t => {
+  const hub = newHub(t)
+  t.match(hub.publish('quiet', 1, { priority: Priority.normal }), { seq: 1, recipients: 0 })
+  const a = new RecordingConnection('a')
+  const joined = join(hub, a, 'quiet')
+  t.equal(joined.position.seq, 1)
+  hub.leave(a, 'quiet')
+  t.same(hub.listRooms(), [], 'no local members left')
+  const again = join(hub, a, 'quiet')
+  t.same(again.position, joined.position, 'same seq and epoch after the room emptied')
 })
 
-t.test('publish carries ttl and a room-scoped conflation key', async t => {
-  const hub = new Hub()
-  const a = new RecordingMember('a')
-  hub.join(a, 'r')
-  hub.publish('r', 1, { priority: Priority.normal, ttlMs: 500, key: 'cursor' })
-  const frame = a.frames[0]!
-  t.ok(frame.expiresAt > frame.createdAt)
-  t.equal(frame.conflationKey, 'r\u0000cursor')
+t.test('a recovering join gets the replay first, then what was published during the join, each seq once', async t => {
+  const hub = newHub(t)
+  const reader = new RecordingConnection('r')
+  const start = join(hub, reader, 'feed')
+  for (let i = 1; i <= 5; i++) hub.publish('feed', i, { priority: Priority.normal })
+  hub.leave(reader, 'feed')
+  for (let i = 6; i <= 8; i++) hub.publish('feed', i, { priority: Priority.normal })
+  reader.frames.length = 0
+  const result = hub.join(reader, 'feed', { watch: false, since: { seq: 5, epoch: start.position.epoch } }) as JoinResult
+  t.match(result.recovery, { recovered: true })
+  // A publish that lands after the history was read but before the join was answered.
+  hub.publish('feed', 9, { priority: Priority.normal })
+  t.same(reader.frames, [], 'live frames wait while the join is served')
+  hub.finishJoin(reader, 'feed', result)
+  t.same(reader.messages().map(m => m.seq), [6, 7, 8, 9])
+  hub.publish('feed', 10, { priority: Priority.normal })
+  t.same(reader.messages().map(m => m.seq), [6, 7, 8, 9, 10], 'then live')
+})
+
+t.test('presence events go to watchers once per turn, not to the member they are about', async t => {
+  const hub = newHub(t)
+  const watcher = new RecordingConnection('w')
+  join(hub, watcher, 'lobby', { watch: true })
+  const other = new RecordingConnection('o')
+  join(hub, other, 'lobby')
+  t.same(watcher.frames, [], 'not inside the join')
+  await nextTurn()
+  t.same(watcher.messages(), [{ op: 'joined', room: 'lobby', client: 'o' }])
+  hub.leave(other, 'lobby')
+  await nextTurn()
+  t.same(watcher.messages().at(-1), { op: 'left', room: 'lobby', client: 'o' })
+  t.same(other.frames, [], 'a member that did not ask gets none')
+  t.match(await hub.presence('lobby', 10), { total: 1, members: [{ client: 'w' }] })
 })
 
 t.test('broadcast reaches every connection, in rooms or not', async t => {
-  const hub = new Hub()
-  const a = new RecordingMember('a')
-  const b = new RecordingMember('b')
+  const hub = newHub(t)
+  const a = new RecordingConnection('a')
+  const b = new RecordingConnection('b')
   hub.connect(a)
-  hub.connect(b)
-  hub.join(a, 'r')
+  join(hub, b, 'r')
   t.equal(hub.broadcast({ alert: true }, Priority.critical), 2)
-  t.match(b.messages()[0], { op: 'broadcast', data: { alert: true }, priority: 'critical' })
-  t.equal(Array.from(hub.members()).length, 2)
-})
-
-t.test('traffic counters count protocol errors by code', async t => {
-  const hub = new Hub()
-  hub.traffic.protocolError('bad_request')
-  hub.traffic.protocolError('bad_request')
-  hub.traffic.protocolError('rate_limited')
-  t.same(Object.fromEntries(hub.traffic.protocolErrors), { bad_request: 2, rate_limited: 1 })
+  t.match(a.messages()[0], { op: 'broadcast', data: { alert: true }, priority: 'critical' })
+  t.equal(Array.from(hub.connections()).length, 2)
 })

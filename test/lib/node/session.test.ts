@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import t from 'tap'
 import type { WebSocket } from 'ws'
 import { loadConfig } from '../../../lib/config.js'
+import { createMemoryEngine } from '../../../lib/engine/memory/index.js'
 import { Hub } from '../../../lib/node/hub.js'
 import { OutboxRegistry } from '../../../lib/delivery/outbox.js'
 import { ConnectionEvents } from '../../../lib/node/connection-events.js'
@@ -36,7 +37,7 @@ t.test('what a read chunk produced is written when the chunk has been parsed, no
   const raw = new RawSocket()
   const socket = new FakeWebSocket(raw)
   const context: SessionContext = {
-    hub: new Hub(),
+    hub: new Hub(createMemoryEngine({ size: 16, ttlMs: 60_000, maxBytes: 1 << 20, idempotencyTtlMs: 60_000 }), { recoveryMax: 100 }),
     outboxes: new OutboxRegistry({ maxMessages: 1000, maxBytes: 1 << 20, writeBatch: 1000, writeHighWater: 1 << 20 }),
     tasks: { cancelOwner () {} } as unknown as TaskPool,
     settings: loadConfig({}),

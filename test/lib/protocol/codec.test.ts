@@ -66,7 +66,7 @@ t.test('server frames are valid JSON of the documented shape', async t => {
   t.same(JSON.parse(encodeError(undefined, 'forbidden', 'no')), { op: 'error', code: 'forbidden', message: 'no' })
   t.same(JSON.parse(encodePong(undefined)), { op: 'pong' })
   t.same(JSON.parse(encodePong(9)), { op: 'pong', ref: 9 })
-  t.same(JSON.parse(encodeMessage('r', 4, '{"a":"\\u0000"}', Priority.low, 10, 'c2')), { op: 'message', room: 'r', seq: 4, data: { a: '\u0000' }, priority: 'low', ts: 10, from: 'c2' })
+  t.same(JSON.parse(encodeMessage({ room: 'r', seq: 4, data: '{"a":"\\u0000"}', priority: Priority.low, ts: 10, from: 'c2' })), { op: 'message', room: 'r', seq: 4, data: { a: '\u0000' }, priority: 'low', ts: 10, from: 'c2' })
   t.same(JSON.parse(encodeBroadcast('[1]', Priority.critical, 11)), { op: 'broadcast', data: [1], priority: 'critical', ts: 11 })
 })
 

@@ -1,0 +1,156 @@
+import type { Priority } from '../protocol/priority.js'
+
+/** A value now (the memory engine) or later (engines behind a network); callers handle both. */
+export type Awaitable<T> = T | Promise<T>
+
+/** What a publisher asks to store and deliver. `data` is already JSON text: it is encoded once. */
+export interface PublishRequest {
+  readonly room: string
+  readonly data: string
+  readonly priority: Priority
+  /** Publisher's wall clock, ms since the epoch. */
+  readonly ts: number
+  /** Client id of the publisher; absent for server-side publishes. */
+  readonly from?: string | undefined
+  /** Delivery deadline in the outbox; history keeps the message regardless. */
+  readonly ttlMs?: number | undefined
+  /** Latest-value conflation key, scoped to the room. */
+  readonly key?: string | undefined
+  /** Idempotency id: a repeat within IDEMPOTENCY_TTL_MS is not stored or delivered again. */
+  readonly id?: string | undefined
+}
+
+/** A stored message: the request with its place in the room's stream. */
+export interface Publication extends PublishRequest {
+  readonly seq: number
+  readonly epoch: string
+}
+
+/** Where a room's stream is: its latest seq (0 before the first message) and its epoch. */
+export interface StreamPosition {
+  readonly seq: number
+  readonly epoch: string
+}
+
+export interface PublishOutcome extends StreamPosition {
+  /** The id was seen before: nothing was stored or delivered, seq is the original one. */
+  readonly duplicate: boolean
+}
+
+export interface HistoryQuery {
+  /** Messages with a seq greater than this; from the oldest kept when absent (newest with reverse). */
+  readonly since?: number | undefined
+  readonly limit: number
+  /** Newest first. */
+  readonly reverse?: boolean | undefined
+}
+
+export interface HistoryPage {
+  readonly position: StreamPosition
+  readonly publications: readonly Publication[]
+}
+
+export type RecoveryFailure = 'epoch_changed' | 'too_old' | 'too_many'
+
+export type Recovery =
+  | { readonly recovered: true, readonly position: StreamPosition, readonly publications: readonly Publication[] }
+  | { readonly recovered: false, readonly position: StreamPosition, readonly reason: RecoveryFailure }
+
+export interface HistoryStats {
+  streams: number
+  messages: number
+  bytes: number
+  duplicates: number
+  evictedStreams: number
+}
+
+/**
+ * A room's stream: seq assignment, bounded history and idempotency ids. `append` is one atomic step,
+ * so an engine that can (Redis) assigns the seq, appends and checks the id in one round trip.
+ */
+export interface HistoryStore {
+  append (request: PublishRequest): Awaitable<{ publication: Publication, duplicate: boolean }>
+  /** The stream's position; a room without a stream gets one, so that a join fixes the epoch it reports. */
+  position (room: string): Awaitable<StreamPosition>
+  read (room: string, query: HistoryQuery): Awaitable<HistoryPage>
+  /** Everything after `since` if it is all still kept and at most `max` messages. */
+  recover (room: string, since: StreamPosition, max: number): Awaitable<Recovery>
+  stats (): HistoryStats
+  close (): Awaitable<void>
+}
+
+/** A global message to every connection of every node; not part of any stream. */
+export interface Broadcast {
+  readonly data: string
+  readonly priority: Priority
+  readonly ts: number
+  readonly ttlMs?: number | undefined
+}
+
+/** A member came or went; sent to the room's connections that asked for presence events. */
+export interface PresenceEvent {
+  readonly room: string
+  readonly kind: 'joined' | 'left'
+  readonly client: string
+  readonly user?: string | undefined
+}
+
+export interface BrokerHandlers {
+  publication (publication: Publication): void
+  broadcast (broadcast: Broadcast): void
+  presence (event: PresenceEvent): void
+}
+
+/**
+ * Fan-out between nodes: hands every publication of a room to each node that subscribed to it, this
+ * one included. A broker without ordering (RabbitMQ, NATS) is paired with a history store that
+ * assigns seqs; receiving nodes then order by seq and fill holes from history.
+ */
+export interface Broker {
+  /** Set once by the node before anything is published. */
+  handle (handlers: BrokerHandlers): void
+  publish (publication: Publication): Awaitable<void>
+  broadcast (broadcast: Broadcast): Awaitable<void>
+  presence (event: PresenceEvent): Awaitable<void>
+  subscribe (room: string): Awaitable<void>
+  unsubscribe (room: string): Awaitable<void>
+  close (): Awaitable<void>
+}
+
+export interface PresenceMember {
+  readonly client: string
+  readonly user?: string | undefined
+  /** ms since the epoch. */
+  readonly joinedAt: number
+  readonly info?: unknown
+}
+
+export interface PresencePage {
+  readonly total: number
+  readonly members: readonly PresenceMember[]
+  /** Pass it back for the next page; absent on the last one. */
+  readonly cursor?: string | undefined
+}
+
+export interface PresenceStats {
+  rooms: number
+  members: number
+}
+
+export interface PresenceStore {
+  join (room: string, member: PresenceMember): Awaitable<void>
+  leave (room: string, client: string): Awaitable<void>
+  page (room: string, limit: number, cursor?: string): Awaitable<PresencePage>
+  stats (): PresenceStats
+  close (): Awaitable<void>
+}
+
+/** The three parts a node works through. */
+export interface Engine {
+  readonly history: HistoryStore
+  readonly broker: Broker
+  readonly presence: PresenceStore
+  /** Stores and fans out; an engine that can do both in one atomic step overrides the composition. */
+  publish (request: PublishRequest): Awaitable<PublishOutcome>
+  close (): Promise<void>
+}

@@ -1,0 +1,12 @@
+import { Priority } from '../../protocol/priority.js'
+import type { SayOp } from '../../protocol/schemas.js'
+import { OpError, type OpHandler } from './types.js'
+
+/** `msg:<text>`: the text goes to every room the connection joined. */
+export const say: OpHandler<SayOp> = {
+  run (op, session, { hub }) {
+    if (session.rooms.size === 0) throw new OpError('not_member', 'join a room before msg:')
+    for (const room of session.rooms) void hub.publish(room, op.text, { priority: Priority.normal, from: session.id })
+    return undefined
+  }
+}

@@ -1,0 +1,68 @@
+import type { OutboxRegistry } from '../../delivery/outbox.js'
+import type { Awaitable } from '../../engine/types.js'
+import type { ErrorCode } from '../../protocol/errors.js'
+import type { ClientOp } from '../../protocol/schemas.js'
+import type { TaskPool } from '../../tasks/types.js'
+import type { ConnectionEvents } from '../connection-events.js'
+import type { Connection, Hub } from '../hub.js'
+
+export interface SessionSettings {
+  maxPayload: number
+  maxRoomsPerConnection: number
+  rateLimitPerSec: number
+  rateLimitBurst: number
+  heartbeatMs: number
+  allowClientBroadcast: boolean
+  defaultTask: string
+  perMessageDeflate: boolean
+  perMessageDeflateThreshold: number
+  presenceInfoMaxBytes: number
+}
+
+/** What every session of one app shares. */
+export interface SessionContext {
+  readonly hub: Hub
+  readonly outboxes: OutboxRegistry
+  readonly tasks: TaskPool
+  readonly settings: SessionSettings
+  readonly events: ConnectionEvents
+  isDraining (): boolean
+}
+
+/** The session as an op handler sees it: a connection and the rooms it joined. */
+export interface OpSession extends Connection {
+  /** Created on first use, so an idle connection has none. */
+  readonly rooms: Set<string>
+  isIn (room: string): boolean
+}
+
+/**
+ * What an op produced: reply fields (the session adds op, ref and ok), or a whole encoded frame, and
+ * what to do once the answer is queued (a join's replay must follow its reply).
+ */
+export interface Answer {
+  readonly fields?: Record<string, unknown>
+  /** Fields that are already JSON text, such as a list of stored messages. */
+  readonly json?: Record<string, string>
+  readonly payload?: string
+  readonly after?: () => void
+}
+
+/** An op refused with a catalogue code; the session sends it as an error frame with the op's ref. */
+export class OpError extends Error {
+  override name = 'OpError'
+  constructor (readonly code: ErrorCode, message: string) {
+    super(message)
+  }
+}
+
+export interface OpHandler<O extends ClientOp> {
+  /** Answered even without a ref: the client asked for a result (task) or a pong (ping). */
+  readonly alwaysAnswered?: boolean
+  /** Undefined: nothing to answer. */
+  run (op: O, session: OpSession, context: SessionContext): Awaitable<Answer | undefined>
+}
+
+export function requireMember (session: OpSession, room: string, action: string): void {
+  if (!session.isIn(room)) throw new OpError('not_member', `join ${room} before ${action}`)
+}
