@@ -1,6 +1,6 @@
 import type { Histogram } from 'hdr-histogram-js'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { BenchPeer, PRIORITY_NAMES, benchPayload, type Dialect } from './peer.js'
+import { BenchPeer, PRIORITY_NAMES, benchPayload, type ClientKind, type Dialect, type PayloadKind } from './peer.js'
 import { LatencySamples, latencyHistogram, round, startWindow, summarize, type LatencySummary, type WindowUsage } from './stats.js'
 
 export interface PhaseSpec {
@@ -25,6 +25,10 @@ export interface DeliveryWorkload {
   /** Extra members that pause their socket in the phases that say so. */
   slowReaders: number
   payloadBytes: number
+  /** 'padded' unless given. */
+  payload?: PayloadKind
+  /** 'lean' unless given. */
+  client?: ClientKind
   connectConcurrency: number
   phases: PhaseSpec[]
 }
@@ -49,6 +53,8 @@ export interface PhaseResult {
   sendLagMaxMs: number
   /** Windows released after no progress for STALL_MS (as-fast-as-possible phases). */
   stalls: number
+  /** Bytes every client's socket read during the window (frame headers, compression and control frames included) per delivery. */
+  wireBytesPerDelivery: number
   usage: WindowUsage
 }
 
@@ -66,6 +72,8 @@ export interface DeliveryResult {
   undelivered: number
   undeliveredSlow: number
   duplicates: number
+  /** Deliveries that came after a later message of the same publisher and priority. */
+  reordered: number
   /** Deliveries of a message published to a room the receiver is not in. */
   misrouted: number
   /** Normal readers' connections that the server closed before the end, by close code. */
@@ -164,6 +172,8 @@ export async function runDeliveries (target: Target, workload: DeliveryWorkload)
     slots += (roomPublishers[roomOf[c] as number] as number[]).length
   }
   const received = new Bitmaps(slots, 8192)
+  // Per (receiver, publisher, priority): the highest n received. Only priorities may overtake each other.
+  const lastReceived = new Int32Array(slots * PRIORITY_NAMES.length)
   const published = new Int32Array(publishers)
   const priorities = Array.from({ length: publishers }, () => new Uint8Array(8192))
 
@@ -174,6 +184,7 @@ export async function runDeliveries (target: Target, workload: DeliveryWorkload)
   const lastProgress = new Float64Array(publishers)
 
   let duplicates = 0
+  let reordered = 0
   let misrouted = 0
   let normalReceived = 0
   let slowReceived = 0
@@ -190,10 +201,14 @@ export async function runDeliveries (target: Target, workload: DeliveryWorkload)
       misrouted++
       return
     }
-    if (!received.set((slotBase[c] as number) + (localIndex[p] as number), n)) {
+    const pairSlot = (slotBase[c] as number) + (localIndex[p] as number)
+    if (!received.set(pairSlot, n)) {
       duplicates++
       return
     }
+    const order = pairSlot * PRIORITY_NAMES.length + priority
+    if (n < (lastReceived[order] as number)) reordered++
+    else lastReceived[order] = n
     lastReceiptAt = now
     const slow = c >= clients
     if (slow) slowReceived++
@@ -227,7 +242,7 @@ export async function runDeliveries (target: Target, workload: DeliveryWorkload)
       inflight[p]!++
     }
     const sentUs = Math.round(performance.now() * 1000)
-    ;(peers[p] as BenchPeer).publish(roomName(roomOf[p] as number), benchPayload(priority, p, n, sentUs, payloadBytes), priority)
+    ;(peers[p] as BenchPeer).publish(roomName(roomOf[p] as number), benchPayload(priority, p, n, sentUs, payloadBytes, workload.payload), priority)
   }
 
   const topUp = (): void => {
@@ -258,7 +273,7 @@ export async function runDeliveries (target: Target, workload: DeliveryWorkload)
   // Connect and join.
   const connectHistogram = latencyHistogram()
   const connectStarted = performance.now()
-  const opened = await connectAll(total, workload.connectConcurrency, c => BenchPeer.connect(target.dialect, target.host, target.port, sinkFor(c)), connectHistogram)
+  const opened = await connectAll(total, workload.connectConcurrency, c => BenchPeer.connect(target.dialect, target.host, target.port, sinkFor(c), workload.client), connectHistogram)
   const connectMs = round(performance.now() - connectStarted)
   peers.push(...opened)
   await Promise.all(peers.map((peer, c) => peer.join(roomName(roomOf[c] as number))))
@@ -287,6 +302,7 @@ export async function runDeliveries (target: Target, workload: DeliveryWorkload)
     for (let p = 0; p < publishers; p++) expected += (published[p] as number) * (members[roomOf[p] as number] as number)
     return expected
   }
+  const bytesRead = (): number => peers.reduce((total, peer) => total + peer.bytesRead, 0)
   /** Waits until every expected receipt arrived, or nothing arrived for QUIET_MS. */
   const drain = async (done: () => boolean): Promise<void> => {
     const started = performance.now()
@@ -352,6 +368,7 @@ export async function runDeliveries (target: Target, workload: DeliveryWorkload)
     }
     await sleep(phase.warmupMs)
     const stopWindow = startWindow(target.pid)
+    const bytesAtStart = bytesRead()
     const publishedAtStart = published.reduce((a, b) => a + b, 0)
     const measureStart = performance.now()
     measuring = true
@@ -359,6 +376,7 @@ export async function runDeliveries (target: Target, workload: DeliveryWorkload)
     measuring = false
     const seconds = (performance.now() - measureStart) / 1000
     const usage = stopWindow()
+    const wireBytes = bytesRead() - bytesAtStart
     const publishedInWindow = published.reduce((a, b) => a + b, 0) - publishedAtStart
     publishing = false
     clearInterval(timer)
@@ -381,6 +399,7 @@ export async function runDeliveries (target: Target, workload: DeliveryWorkload)
       ...(mixed ? { byPriority: Object.fromEntries(PRIORITY_NAMES.map((name, i) => [name, summarize(histograms[i] as Histogram)])) } : {}),
       sendLagMaxMs: round(sendLagMaxMs, 2),
       stalls,
+      wireBytesPerDelivery: phaseDeliveries === 0 ? NaN : round(wireBytes / phaseDeliveries, 1),
       usage
     })
   }
@@ -425,6 +444,7 @@ export async function runDeliveries (target: Target, workload: DeliveryWorkload)
     undelivered,
     undeliveredSlow,
     duplicates,
+    reordered,
     misrouted,
     closedByServer,
     closedByServerSlow,

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util'
 import { runDeliveries } from './loadgen.js'
-import { SERVER_NAMES, ServerProcess, TASKSET, pinSelf, type ServerName } from './server-process.js'
+import { SERVER_NAMES, ServerProcess, TASKSET, applyPrevFlag, pinSelf, type ServerName } from './server-process.js'
 import { WORKLOAD_NAMES, buildWorkload, type WorkloadName } from './workloads.js'
 
 /**
@@ -10,9 +10,10 @@ import { WORKLOAD_NAMES, buildWorkload, type WorkloadName } from './workloads.js
  * for light workloads (latency, overload), where the two together stay well below one core.
  *
  *   node --import=tsx bench/paired.ts --servers=switchboard,ws --workload=latency --repeats=6
+ *   node --import=tsx bench/paired.ts --servers=switchboard,switchboard-prev --prev=HEAD~1   # against a revision
  *
  * --smoke runs the workload at its smoke size once, for CI; any run exits 1 when a reader lost a message
- * or got one twice.
+ * or got one twice or out of order.
  */
 const { values } = parseArgs({
   options: {
@@ -21,7 +22,8 @@ const { values } = parseArgs({
     repeats: { type: 'string', default: '6' },
     duration: { type: 'string', default: '4' },
     warmup: { type: 'string', default: '3' },
-    smoke: { type: 'boolean', default: false }
+    smoke: { type: 'boolean', default: false },
+    prev: { type: 'string' }
   }
 })
 const smoke = values.smoke === true
@@ -31,6 +33,7 @@ if (names.length !== 2 || !names.every(name => SERVER_NAMES.includes(name) && na
   console.error(`--servers takes two of ${SERVER_NAMES.filter(name => name !== 'socketio').join(', ')}`)
   process.exit(2)
 }
+applyPrevFlag(values.prev, names)
 const workloadName = values.workload as WorkloadName
 const duration = Number(values.duration)
 const warmup = Number(values.warmup)
@@ -59,7 +62,7 @@ for (let repeat = 1; repeat <= repeats; repeat++) {
     const results = await Promise.all(servers.map(server => runDeliveries({ dialect: server.dialect, host: server.host, port: server.port, pid: server.pid }, workload.spec)))
     const latencies = results.map(result => (result.phases[result.phases.length - 1] as (typeof result.phases)[number]).latencyMs)
     const [a, b] = latencies as [typeof latencies[number], typeof latencies[number]]
-    if (results.some(result => result.lost > 0 || result.duplicates > 0 || result.misrouted > 0)) faulty = true
+    if (results.some(result => result.lost > 0 || result.duplicates > 0 || result.reordered > 0 || result.misrouted > 0)) faulty = true
     const winner = a.p50 <= b.p50 ? names[0] as ServerName : names[1] as ServerName
     lowerP50.set(winner, (lowerP50.get(winner) ?? 0) + 1)
     console.log(JSON.stringify({
@@ -78,6 +81,6 @@ for (let repeat = 1; repeat <= repeats; repeat++) {
 }
 console.log(`lower p50 in: ${[...lowerP50].map(([name, wins]) => `${name} ${wins}`).join(', ')} of ${repeats} runs`)
 if (faulty) {
-  console.error('a reader lost a message, got one twice or got one from another room')
+  console.error('a reader lost a message, got one twice or out of order, or got one from another room')
   process.exit(1)
 }

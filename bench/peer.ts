@@ -1,4 +1,6 @@
-import { LeanWebSocket } from './client.js'
+import type { Socket } from 'node:net'
+import { LeanWebSocket, type TextHandler } from './client.js'
+import { DeflateWebSocket } from './ws-client.js'
 
 /**
  * The two wire dialects the load generator speaks: Switchboard's protocol v1 (which the bare ws and
@@ -11,9 +13,29 @@ export type DeliverySink = (priority: number, publisher: number, n: number, sent
 
 export const PRIORITY_NAMES = ['critical', 'high', 'normal', 'low'] as const
 
+/** 'lean': bench/client.ts, no extensions; 'ws-deflate': the ws package's client, offering permessage-deflate. */
+export type ClientKind = 'lean' | 'ws-deflate'
+
+/** What a peer uses of its WebSocket client, whichever it is. */
+interface TextSocket {
+  readonly socket: Socket
+  readonly closed: Promise<void>
+  readonly closeCode: number | undefined
+  send (text: string): void
+  close (): void
+}
+
+const OPENERS: Record<ClientKind, (host: string, port: number, path: string, handlerFor: (socket: TextSocket) => TextHandler) => Promise<TextSocket>> = {
+  lean: LeanWebSocket.open,
+  'ws-deflate': DeflateWebSocket.open
+}
+
+/** 'padded': the id and a run of x, which deflate shrinks to nothing; 'records': the id and user records, which compress like real data. */
+export type PayloadKind = 'padded' | 'records'
+
 /**
- * Every published payload is `{"bench":"<priority>:<publisher>:<n>:<sentUs>","pad":"…"}`. Receivers scan
- * for the marker instead of parsing the envelope, which differs between servers anyway.
+ * Every published payload is `{"bench":"<priority>:<publisher>:<n>:<sentUs>","pad":"…"}` (or `,"users":[…]}`).
+ * Receivers scan for the marker instead of parsing the envelope, which differs between servers anyway.
  */
 const MARKER = Buffer.from('"bench":"')
 const PAYLOAD_OVERHEAD = '{"bench":"","pad":""}'.length
@@ -31,9 +53,10 @@ function findMarker (buf: Buffer, start: number, end: number): number {
   return -1
 }
 
-/** Builds the data JSON of one message, padded to `bytes` when the id leaves room for it. */
-export function benchPayload (priority: number, publisher: number, n: number, sentUs: number, bytes: number): string {
+/** Builds the data JSON of one message, of about `bytes` when the id leaves room for it. */
+export function benchPayload (priority: number, publisher: number, n: number, sentUs: number, bytes: number, kind: PayloadKind = 'padded'): string {
   const id = `${priority}:${publisher}:${n}:${sentUs}`
+  if (kind === 'records') return `{"bench":"${id}",${recordsFor(bytes, n)}}`
   return `{"bench":"${id}","pad":"${padding(bytes - PAYLOAD_OVERHEAD - id.length)}"}`
 }
 
@@ -42,6 +65,43 @@ function padding (length: number): string {
   if (length <= 0) return ''
   if (pad.length < length) pad = 'x'.repeat(Math.max(length, 2 * pad.length))
   return pad.slice(0, length)
+}
+
+const FIRST_NAMES = ['Ada', 'Grace', 'Alan', 'Edsger', 'Barbara', 'Donald', 'Margaret', 'Ken', 'Radia', 'Linus', 'Frances', 'John', 'Sophie', 'Hedy']
+const LAST_NAMES = ['Lovelace', 'Hopper', 'Turing', 'Dijkstra', 'Liskov', 'Knuth', 'Hamilton', 'Thompson', 'Perlman', 'Torvalds', 'Allen', 'Backus', 'Wilson', 'Lamarr']
+const STATUSES = ['online', 'away', 'busy', 'offline']
+const RECORD_VARIANTS = 64
+/** Room for the id and the envelope around the records. */
+const RECORDS_OVERHEAD = 40
+const recordCache = new Map<number, string[]>()
+
+/**
+ * `"users":[…]` of about `bytes`: pseudo-random user records (ids, names, statuses, numbers) from a
+ * fixed seed, one of RECORD_VARIANTS sets per message, so that every run sends the same bytes.
+ */
+function recordsFor (bytes: number, n: number): string {
+  let variants = recordCache.get(bytes)
+  if (variants === undefined) {
+    let seed = 0x2545f491
+    const next = (below: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
+      return (seed >>> 8) % below
+    }
+    const pick = (list: string[]): string => list[next(list.length)] as string
+    variants = Array.from({ length: RECORD_VARIANTS }, () => {
+      const users: string[] = []
+      let length = 0
+      while (length < bytes - RECORDS_OVERHEAD) {
+        const user = `{"id":${10_000 + next(90_000)},"name":"${pick(FIRST_NAMES)} ${pick(LAST_NAMES)}","status":"${pick(STATUSES)}",` +
+          `"score":${next(10_000) / 100},"unread":${next(50)},"lastSeen":${1_764_000_000 + next(1_000_000)}}`
+        users.push(user)
+        length += user.length + 1
+      }
+      return `"users":[${users.join(',')}]`
+    })
+    recordCache.set(bytes, variants)
+  }
+  return variants[n % RECORD_VARIANTS] as string
 }
 
 const CONNECT_TIMEOUT_MS = 15_000
@@ -62,19 +122,19 @@ export class BenchPeer {
   private nextRef = 0
   /** Where the benchmark marker was in the last delivery, from the start of its frame's text. */
   private markerOffset = 0
-  private ws!: LeanWebSocket
+  private ws!: TextSocket
   private greeted!: Waiter
 
   private constructor (readonly dialect: Dialect, private readonly sink: DeliverySink) {}
 
   /** Resolves once the server greeted the connection (welcome, or Socket.IO's namespace connect). */
-  static async connect (dialect: Dialect, host: string, port: number, sink: DeliverySink): Promise<BenchPeer> {
+  static async connect (dialect: Dialect, host: string, port: number, sink: DeliverySink, client: ClientKind = 'lean'): Promise<BenchPeer> {
     const peer = new BenchPeer(dialect, sink)
     const greeting = new Promise((resolve, reject) => { peer.greeted = { resolve, reject } })
     // A refusal can arrive with the upgrade response, before anything awaits the greeting.
     greeting.catch(() => {})
     const path = dialect === 'v1' ? '/ws' : '/socket.io/?EIO=4&transport=websocket'
-    await LeanWebSocket.open(host, port, path, ws => {
+    await OPENERS[client](host, port, path, ws => {
       peer.ws = ws
       return (buf, start, end, receivedAt) => peer.onText(buf, start, end, receivedAt)
     })
@@ -94,6 +154,11 @@ export class BenchPeer {
 
   get closed (): Promise<void> {
     return this.ws.closed
+  }
+
+  /** Bytes read from the TCP connection so far, upgrade response included: what crossed the wire. */
+  get bytesRead (): number {
+    return this.ws.socket.bytesRead
   }
 
   join (room: string): Promise<unknown> {

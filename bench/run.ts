@@ -5,15 +5,18 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { runIdle, type IdleResult } from './idle.js'
 import { runDeliveries, type DeliveryResult, type Target } from './loadgen.js'
-import { ROOT, SERVER_NAMES, ServerProcess, TASKSET, metricSamples, openFileLimit, pinSelf, type ServerName } from './server-process.js'
+import { DEFAULT_SERVERS, ROOT, SERVER_NAMES, ServerProcess, TASKSET, applyPrevFlag, metricSamples, openFileLimit, pinSelf, type ServerName } from './server-process.js'
 import { LOADGEN_BOTTLENECK_PCT, median, round, type LatencySummary, type WindowUsage } from './stats.js'
 import { measureSweep, type SweepResult } from './sweep.js'
 import { TASK_NAMES, runTasksDirect, runTasksOverWebSocket, runTcpEcho, type TaskResult } from './tasks.js'
-import { WORKLOAD_NAMES, buildWorkload, type Workload, type WorkloadName } from './workloads.js'
+import { DEFAULT_WORKLOADS, WORKLOAD_NAMES, buildWorkload, type Workload, type WorkloadName } from './workloads.js'
 
 const USAGE = `Usage: npm run bench -- [options]
-  --workload=${WORKLOAD_NAMES.join(',')}
-  --servers=${SERVER_NAMES.join(',')}   (tasks: Socket.IO is left out, direct piscina and a TCP echo are added)
+  --workload=${DEFAULT_WORKLOADS.join(',')}   (the default; also deflate, which compares
+                     switchboard with switchboard-deflate whatever --servers says)
+  --servers=${DEFAULT_SERVERS.join(',')}   (the default; also switchboard-deflate, switchboard-prev;
+                     tasks: Socket.IO is left out, direct piscina and a TCP echo are added)
+  --prev=REV         switchboard-prev is Switchboard at git revision REV; it joins the default servers
   --repeats=3        runs per (workload, server), interleaved across servers; medians are reported
   --duration=5       measured seconds per workload phase
   --warmup=3         seconds of the same traffic before each measured phase (JIT, heap growth)
@@ -29,6 +32,7 @@ const { values: flags } = parseArgs({
     warmup: { type: 'string' },
     smoke: { type: 'boolean', default: false },
     profile: { type: 'string' },
+    prev: { type: 'string' },
     help: { type: 'boolean', default: false }
   }
 })
@@ -38,8 +42,8 @@ if (flags.help) {
   process.exit(0)
 }
 
-function listFlag<T extends string> (value: string | undefined, allowed: readonly T[], what: string): T[] {
-  if (value === undefined) return [...allowed]
+function listFlag<T extends string> (value: string | undefined, allowed: readonly T[], fallback: readonly T[], what: string): T[] {
+  if (value === undefined) return [...fallback]
   const chosen = value.split(',').map(v => v.trim()).filter(v => v !== '')
   const unknown = chosen.filter(v => !allowed.includes(v as T))
   if (unknown.length > 0 || chosen.length === 0) {
@@ -60,8 +64,9 @@ function numberFlag (value: string | undefined, fallback: number, what: string):
 }
 
 const smoke = flags.smoke
-const workloadNames = listFlag(flags.workload, WORKLOAD_NAMES, 'workload')
-const serverNames = listFlag(flags.servers, SERVER_NAMES, 'server')
+const workloadNames = listFlag(flags.workload, WORKLOAD_NAMES, DEFAULT_WORKLOADS, 'workload')
+const serverNames = listFlag(flags.servers, SERVER_NAMES, flags.prev === undefined ? DEFAULT_SERVERS : [...DEFAULT_SERVERS, 'switchboard-prev'], 'server')
+applyPrevFlag(flags.prev, serverNames)
 const repeats = Math.round(numberFlag(flags.repeats, smoke ? 1 : 3, 'repeats'))
 const durationMs = numberFlag(flags.duration, smoke ? 0.6 : 5, 'duration') * 1000
 const warmupMs = numberFlag(flags.warmup, smoke ? 0.2 : 3, 'warmup') * 1000
@@ -94,6 +99,7 @@ type Contender = ServerName | 'piscina' | 'tcp-echo'
 type Line = Record<string, unknown> & { workload: WorkloadName, server: Contender, repeat: number, ok: boolean, problems: string[] }
 
 function contendersFor (workload: Workload): Contender[] {
+  if (workload.kind === 'deliveries') return workload.servers ?? serverNames
   if (workload.kind !== 'tasks') return serverNames
   // The protocol v1 servers run tasks (the baselines hand them straight to piscina). Two floors: piscina
   // called from this process with no network in between, and a TCP echo with no worker in between.
@@ -128,7 +134,9 @@ function deliveryLine (name: WorkloadName, result: DeliveryResult): Record<strin
     lost: result.lost,
     undelivered: result.undelivered,
     duplicates: result.duplicates,
+    reordered: result.reordered,
     misrouted: result.misrouted,
+    wireBytesPerDelivery: main.wireBytesPerDelivery,
     connectMs: result.connectMs,
     ...usageFields(main.usage)
   }
@@ -157,6 +165,7 @@ function deliveryProblems (result: DeliveryResult): string[] {
   if (result.lost > 0) problems.push(`${result.lost} messages lost by normal readers`)
   if (result.undelivered > 0) problems.push(`${result.undelivered} messages not delivered to normal readers by the end of the drain`)
   if (result.duplicates > 0) problems.push(`${result.duplicates} duplicate deliveries`)
+  if (result.reordered > 0) problems.push(`${result.reordered} deliveries after a later message of the same publisher and priority`)
   if (result.misrouted > 0) problems.push(`${result.misrouted} deliveries to a client outside the room`)
   if (Object.keys(result.closedByServer).length > 0) problems.push(`connections closed by the server: ${JSON.stringify(result.closedByServer)}`)
   if (Object.keys(result.errorFrames).length > 0) problems.push(`error frames: ${JSON.stringify(result.errorFrames)}`)
@@ -226,7 +235,7 @@ async function runOne (name: WorkloadName, workload: Workload, contender: Conten
     if (workload.kind === 'deliveries') {
       const result = await runDeliveries(target, workload.spec)
       line = { ...head, ok: true, problems: deliveryProblems(result), ...deliveryLine(name, result) }
-      if (contender === 'switchboard' && !server.crashed) Object.assign(line, await switchboardDrops(server))
+      if (contender.startsWith('switchboard') && !server.crashed) Object.assign(line, await switchboardDrops(server))
     } else if (workload.kind === 'idle') {
       const result = await runIdle(target, workload.spec)
       line = { ...head, ok: true, problems: result.closedByServer > 0 ? [`${result.closedByServer} idle connections closed by the server`] : [], ...idleLine(result) }
@@ -276,6 +285,14 @@ const COLUMNS: Record<WorkloadName, Column[]> = {
     col('connections', 'connections'), col('connect ms', 'connectMs'), col('RSS before MiB', 'rssBeforeMiB'),
     col('RSS after MiB', 'rssAfterMiB'), col('KiB/conn', 'rssPerConnectionKiB'), col('lg CPU%', 'loadgenCpuPct')
   ],
+  // Its phases in workloads.ts order: a fixed rate, then as fast as possible.
+  deflate: [
+    ...['rate', 'max'].flatMap((phase, i) => [
+      col(`${phase} deliv/s`, `phases.${i}.deliveriesPerSec`), col(`${phase} p50 ms`, `phases.${i}.latencyMs.p50`), col(`${phase} p99 ms`, `phases.${i}.latencyMs.p99`),
+      col(`${phase} srv CPU%`, `phases.${i}.usage.serverCpuPct`), col(`${phase} lg CPU%`, `phases.${i}.usage.loadgenCpuPct`), col(`${phase} wire B/deliv`, `phases.${i}.wireBytesPerDelivery`)
+    ]),
+    col('lost', 'lost'), col('undeliv.', 'undelivered'), col('dups', 'duplicates'), col('reordered', 'reordered')
+  ],
   tasks: TASK_NAMES.flatMap(task => [
     col(`${task} p50 ms`, `tasks.${task}.latencyMs.p50`), col(`${task} p99 ms`, `tasks.${task}.latencyMs.p99`), col(`${task} rt/s`, `tasks.${task}.roundTripsPerSec`)
   ])
@@ -304,12 +321,22 @@ function formatTable (medians: Medians): string {
     if (byServer.size === 0) continue
     const labels = COLUMNS[name].map(([label]) => label)
     const rows = [['server', ...labels], ...[...byServer].map(([server, values]) => [server, ...labels.map(l => formatNumber(values[l] as number))])]
+    // A Switchboard variant (with deflate, at the previous revision) against Switchboard, column by column.
+    const base = byServer.get('switchboard')
+    for (const [server, values] of byServer) {
+      if (base === undefined || !server.startsWith('switchboard-')) continue
+      rows.push([`${server} ÷ switchboard`, ...labels.map(l => formatRatio((values[l] as number) / (base[l] as number)))])
+    }
     const widths = labels.map((_, i) => Math.max(...rows.map(r => (r[i + 1] as string).length)))
     const first = Math.max(...rows.map(r => (r[0] as string).length))
     out.push(`\n${name} (medians of ${repeats})`)
     for (const row of rows) out.push([(row[0] as string).padEnd(first), ...row.slice(1).map((cell, i) => cell.padStart(widths[i] as number))].join('  '))
   }
   return out.join('\n')
+}
+
+function formatRatio (value: number): string {
+  return Number.isFinite(value) ? `${round(value, 2)}×` : 'n/a'
 }
 
 function formatNumber (value: number): string {
@@ -448,7 +475,7 @@ writeFileSync(join(resultsDir, 'latest.json'), JSON.stringify({
   date: new Date(started).toISOString(),
   elapsedSeconds,
   machine: startInfo,
-  options: { workloads: workloadNames, servers: serverNames, repeats, durationSeconds: durationMs / 1000, warmupSeconds: warmupMs / 1000, smoke, profile: flags.profile ?? null },
+  options: { workloads: workloadNames, servers: serverNames, repeats, durationSeconds: durationMs / 1000, warmupSeconds: warmupMs / 1000, smoke, profile: flags.profile ?? null, prev: flags.prev ?? null },
   runs: lines,
   medians: Object.fromEntries([...medians].map(([name, byServer]) => [name, Object.fromEntries(byServer)])),
   targets,

@@ -1,31 +1,88 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync } from 'node:fs'
 import { get } from 'node:http'
 import { connect, createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Dialect } from './peer.js'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
-export const SERVER_NAMES = ['switchboard', 'ws', 'fastify', 'socketio'] as const
+export const SERVER_NAMES = ['switchboard', 'ws', 'fastify', 'socketio', 'switchboard-deflate', 'switchboard-prev'] as const
 export type ServerName = (typeof SERVER_NAMES)[number]
+/** What a run compares unless told otherwise: Switchboard and the three baselines. */
+export const DEFAULT_SERVERS: ServerName[] = ['switchboard', 'ws', 'fastify', 'socketio']
 
 interface ServerDefinition {
   entry: string
   dialect: Dialect
   env: Record<string, string>
+  /** The tree that holds `entry` and that the server runs in; this repository unless given. */
+  root?: () => string
 }
 
+// Publishers send thousands of ops per second; the defaults would rate-limit them.
+const SWITCHBOARD_ENV = { LOG_LEVEL: 'warn', WORKERS: '1', RATE_LIMIT_PER_SEC: '1000000', RATE_LIMIT_BURST: '1000000', PER_MESSAGE_DEFLATE: 'false' }
+
 const SERVERS: Record<ServerName, ServerDefinition> = {
-  switchboard: {
-    entry: 'server.ts',
-    dialect: 'v1',
-    // Publishers send thousands of ops per second; the defaults would rate-limit them.
-    env: { LOG_LEVEL: 'warn', WORKERS: '1', RATE_LIMIT_PER_SEC: '1000000', RATE_LIMIT_BURST: '1000000' }
-  },
+  switchboard: { entry: 'server.ts', dialect: 'v1', env: SWITCHBOARD_ENV },
   ws: { entry: 'bench/baselines/ws-server.ts', dialect: 'v1', env: {} },
   fastify: { entry: 'bench/baselines/fastify-server.ts', dialect: 'v1', env: {} },
-  socketio: { entry: 'bench/baselines/socketio-server.ts', dialect: 'socketio', env: {} }
+  socketio: { entry: 'bench/baselines/socketio-server.ts', dialect: 'socketio', env: {} },
+  // The same code with compression offered: it only changes anything for clients that offer it too.
+  'switchboard-deflate': { entry: 'server.ts', dialect: 'v1', env: { ...SWITCHBOARD_ENV, PER_MESSAGE_DEFLATE: 'true' } },
+  'switchboard-prev': {
+    entry: 'server.ts',
+    dialect: 'v1',
+    env: SWITCHBOARD_ENV,
+    root: () => {
+      if (previousTree === undefined) throw new Error('switchboard-prev needs --prev=<git revision>')
+      return previousTree
+    }
+  }
+}
+
+/** Where switchboard-prev's revision was extracted, once a --prev flag was applied. */
+let previousTree: string | undefined
+
+/** A --prev=REV flag: switchboard-prev runs revision REV; without one it cannot be among `servers`. */
+export function applyPrevFlag (rev: string | undefined, servers: readonly ServerName[]): void {
+  if (rev !== undefined) {
+    try {
+      console.error(`switchboard-prev runs from ${previousRevision(rev)}`)
+    } catch (error) {
+      console.error(`--prev=${rev}: ${(error as Error).message}`)
+      process.exit(2)
+    }
+  } else if (servers.includes('switchboard-prev')) {
+    console.error('switchboard-prev needs --prev=<git revision>')
+    process.exit(2)
+  }
+}
+
+/**
+ * Makes `switchboard-prev` the server of git revision `rev`: its files (git archive, so the repository's
+ * worktrees and index stay untouched) in /tmp/switchboard-prev-<commit>, with this tree's node_modules.
+ */
+function previousRevision (rev: string): string {
+  const git = (...args: string[]): string => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim()
+  const commit = git('rev-parse', '--verify', '--short=12', `${rev}^{commit}`)
+  const tree = join(tmpdir(), `switchboard-prev-${commit}`)
+  if (!existsSync(tree)) {
+    // Extracted beside the final path and renamed into place, so an interrupted extraction is never reused.
+    const staging = mkdtempSync(`${tree}.partial-`)
+    try {
+      execFileSync('tar', ['-x', '-C', staging], { input: execFileSync('git', ['archive', commit], { cwd: ROOT, maxBuffer: 1 << 30 }) })
+      symlinkSync(join(ROOT, 'node_modules'), join(staging, 'node_modules'))
+      renameSync(staging, tree)
+    } catch (error) {
+      rmSync(staging, { recursive: true, force: true })
+      throw error
+    }
+  }
+  previousTree = tree
+  return tree
 }
 
 const TAIL_BYTES = 4096
@@ -180,6 +237,7 @@ export class ServerProcess {
   /** Spawns the server and resolves once it accepts TCP connections (it listens only when fully booted). */
   static async start (name: ServerName, options: StartOptions): Promise<ServerProcess> {
     const definition = SERVERS[name]
+    const root = definition.root?.() ?? ROOT
     const port = await freePort()
     const node = [...options.nodeArgs, '--import=tsx', definition.entry]
     // taskset execs node, so the child's pid is the server's.
@@ -187,7 +245,7 @@ export class ServerProcess {
       ? [process.execPath, node]
       : ['taskset', ['-c', String(options.cpu), process.execPath, ...node]]
     const child = spawn(command, args, {
-      cwd: ROOT,
+      cwd: root,
       env: { ...process.env, ...definition.env, PORT: String(port), HOST: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe']
     })

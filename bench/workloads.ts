@@ -1,12 +1,16 @@
 import type { IdleWorkload } from './idle.js'
 import type { DeliveryWorkload, PhaseSpec } from './loadgen.js'
+import type { ServerName } from './server-process.js'
 import type { TaskWorkload } from './tasks.js'
 
-export const WORKLOAD_NAMES = ['fanout', 'saturation', 'latency', 'idle', 'overload', 'tasks'] as const
+export const WORKLOAD_NAMES = ['fanout', 'saturation', 'latency', 'idle', 'overload', 'tasks', 'deflate'] as const
 export type WorkloadName = (typeof WORKLOAD_NAMES)[number]
+/** The issue's workloads, which a run without --workload measures. */
+export const DEFAULT_WORKLOADS: WorkloadName[] = ['fanout', 'saturation', 'latency', 'idle', 'overload', 'tasks']
 
 export type Workload =
-  | { kind: 'deliveries', spec: DeliveryWorkload }
+  /** `servers`: what the workload compares, instead of the servers the run was given. */
+  | { kind: 'deliveries', spec: DeliveryWorkload, servers?: ServerName[] }
   | { kind: 'idle', spec: IdleWorkload }
   | { kind: 'tasks', spec: TaskWorkload }
 
@@ -86,6 +90,18 @@ export function buildWorkload (name: WorkloadName, sizing: Sizing): Workload {
             phase('unloaded', sizing, { rate: smoke ? 20 : 40, priorityOf: allCritical }),
             phase('loaded', sizing, { rate: smoke ? 200 : 400, priorityOf: mixed, slowReadersPause: true })
           ]
+        }
+      }
+    case 'deflate':
+      // The cost of compression: one Switchboard with and one without permessage-deflate, 200 ws-package
+      // readers that offer it, 1 KB JSON records; 50 msg/s = 10k deliveries/s, then as fast as possible.
+      // Not 200 msg/s: the readers' inflating (libuv's pool, one core) tops out near 20k messages/s.
+      return {
+        kind: 'deliveries',
+        servers: ['switchboard', 'switchboard-deflate'],
+        spec: {
+          clients: smoke ? 20 : 200, rooms: 1, publishers: 1, slowReaders: 0, payloadBytes: 1024, payload: 'records', client: 'ws-deflate', connectConcurrency,
+          phases: [phase('rate', sizing, { rate: 50 }), phase('max', sizing, { rate: 0, window: smoke ? 4 : 32 })]
         }
       }
     case 'idle':

@@ -66,6 +66,19 @@ export default fp<MetricsPluginOptions>(async function metrics (fastify, opts) {
   exporter.labelledCounter('ws_protocol_errors_total', 'Error frames sent to clients, by code', () => Array.from(hub.traffic.protocolErrors, ([code, count]) => [{ code }, count]))
   exporter.histogram('ws_outbox_wait_seconds', 'Time from enqueue to socket write', () => [[{}, delivery.outboxWaitSeconds]])
 
+  const { engine } = fastify
+  const streams = hub.streams
+  exporter.labelledCounter('ws_recoveries_total', 'Joins with since, by result (recovered, failed) and reason', () => Array.from(streams.recoveries, ([outcome, count]) => [
+    outcome === 'recovered' ? { result: 'recovered', reason: 'none' } : { result: 'failed', reason: outcome }, count
+  ]))
+  exporter.labelledCounter('ws_gaps_sent_total', 'Gap frames sent, by the reason the messages were dropped', () => Array.from(streams.gaps, ([reason, count]) => [{ reason }, count]))
+  exporter.counter('ws_publish_duplicates_total', 'Publishes whose id was seen before: not stored or delivered again', () => engine.history.stats().duplicates)
+  exporter.gauge('ws_history_streams', 'Room streams the engine keeps', () => engine.history.stats().streams)
+  exporter.gauge('ws_history_messages', 'Messages kept in history, all rooms', () => engine.history.stats().messages)
+  exporter.gauge('ws_history_bytes', 'Estimated bytes of history, all rooms (bounded by HISTORY_MAX_BYTES)', () => engine.history.stats().bytes)
+  exporter.counter('ws_history_evicted_streams_total', 'Streams evicted by the HISTORY_MAX_BYTES bound (their epoch changed)', () => engine.history.stats().evictedStreams)
+  exporter.gauge('ws_presence_members', 'Members in presence, all rooms', () => engine.presence.stats().members)
+
   exporter.counter('ws_tasks_submitted_total', 'Tasks submitted to the worker pool', () => tasks.submitted)
   exporter.labelledCounter('ws_tasks_dropped_total', 'Tasks refused or cancelled before running, by reason', () => Array.from(tasks.dropped, ([reason, count]) => [{ reason }, count]))
   exporter.labelledCounter('ws_tasks_completed_total', 'Tasks finished, by status', () => Array.from(tasks.completed, ([status, count]) => [{ status }, count]))
@@ -75,4 +88,4 @@ export default fp<MetricsPluginOptions>(async function metrics (fastify, opts) {
   exporter.gauge('ws_worker_utilization', 'Share of worker time spent running tasks (0-1)', () => workerPool.utilization)
   exporter.histogram('ws_task_duration_seconds', 'Task run time, by task name', () => Array.from(tasks.durationSeconds, ([name, histogram]) => [{ name }, histogram]))
   exporter.histogram('ws_task_wait_seconds', 'Time a task waited for a worker', () => [[{}, tasks.waitSeconds]])
-}, { name: 'metrics', fastify: '5.x', dependencies: ['hub', 'outbox', 'worker-pool'] })
+}, { name: 'metrics', fastify: '5.x', dependencies: ['engine', 'hub', 'outbox', 'worker-pool'] })

@@ -36,6 +36,8 @@ interface Stream {
   first: number
   /** Ring of kept messages: seq s lives at s % capacity. */
   readonly ring: (Publication | undefined)[]
+  /** When each kept message was stored, by the same index: expiry uses this clock, not the publisher's ts. */
+  readonly storedAt: number[]
   bytes: number
   touchedAt: number
   ids: Map<string, { seq: number, expiresAt: number }> | undefined
@@ -93,6 +95,7 @@ export class MemoryHistory implements HistoryStore {
     } else {
       if (stream.top - stream.first >= capacity) this.dropOldest(stream)
       stream.ring[publication.seq % capacity] = publication
+      stream.storedAt[publication.seq % capacity] = now
       this.messages++
       this.grow(stream, entryBytes(publication))
     }
@@ -152,13 +155,13 @@ export class MemoryHistory implements HistoryStore {
       stream = undefined
     }
     if (stream === undefined) {
-      stream = { room, epoch: newEpoch(), top: 0, first: 1, ring: [], bytes: 0, touchedAt: now, ids: undefined }
+      stream = { room, epoch: newEpoch(), top: 0, first: 1, ring: [], storedAt: [], bytes: 0, touchedAt: now, ids: undefined }
       this.streams.set(room, stream)
       this.grow(stream, STREAM_OVERHEAD + room.length)
       this.enforceBound(stream)
     } else {
       const oldest = now - this.options.ttlMs
-      while (stream.first <= stream.top && this.at(stream, stream.first).ts < oldest) this.dropOldest(stream)
+      while (stream.first <= stream.top && (stream.storedAt[stream.first % this.options.size] as number) < oldest) this.dropOldest(stream)
     }
     return stream
   }
