@@ -239,6 +239,27 @@ export class PriorityOutbox {
     }
   }
 
+  /**
+   * Puts `next` in the place of `queued` if that frame is still waiting (same priority, no conflation
+   * key), so a report that grows while it waits is sent once. False when `queued` already left, or
+   * when the larger frame would not fit: queue `next` as usual then.
+   */
+  replaceQueued (queued: OutgoingFrame, next: OutgoingFrame): boolean {
+    const level = this.levels[queued.priority]
+    if (this.closed || level === undefined || next.priority !== queued.priority) return false
+    const growth = next.wire(this.deflate).length - queued.wire(this.deflate).length
+    if (this.queuedBytes + growth > this.limits.maxBytes) return false
+    const items = level.items
+    for (let i = items.length - 1; i >= level.head; i--) {
+      if (items[i] !== queued) continue
+      items[i] = next
+      this.levelBytes[queued.priority]! += growth
+      this.queuedBytes += growth
+      return true
+    }
+    return false
+  }
+
   /** Resolves once every queued frame was handed to the socket (or dropped), or the outbox closed. */
   whenEmpty (): Promise<void> {
     if (this.queuedMessages === 0 || this.closed) return Promise.resolve()

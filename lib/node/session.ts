@@ -32,14 +32,21 @@ function isPromise (value: unknown): value is Promise<unknown> {
   return typeof (value as Promise<unknown> | undefined)?.then === 'function'
 }
 
-/** Sorted seqs as inclusive ranges: [1,2,3,7] → [[1,3],[7,7]]. */
-function toRanges (seqs: number[]): [number, number][] {
-  seqs.sort((a, b) => a - b)
-  const ranges: [number, number][] = []
-  for (const seq of seqs) {
+type Range = [number, number]
+
+interface GapReport {
+  frame: OutgoingFrame
+  ranges: Range[]
+}
+
+/** Seqs and earlier ranges as sorted, merged inclusive ranges: [1,2,3,7] → [[1,3],[7,7]]. */
+function toRanges (seqs: number[], earlier: Range[] = []): Range[] {
+  const all: Range[] = [...earlier, ...seqs.map((seq): Range => [seq, seq])].sort((a, b) => a[0] - b[0])
+  const ranges: Range[] = []
+  for (const [from, to] of all) {
     const last = ranges[ranges.length - 1]
-    if (last !== undefined && seq <= last[1] + 1) last[1] = Math.max(last[1], seq)
-    else ranges.push([seq, seq])
+    if (last !== undefined && from <= last[1] + 1) last[1] = Math.max(last[1], to)
+    else ranges.push([from, to])
   }
   return ranges
 }
@@ -65,6 +72,8 @@ export class ClientSession implements OpSession {
   private closedPromise: Promise<void> | undefined
   /** Seqs dropped since the last gap frames, by reason and room. */
   private gaps: Map<DropReason, Map<string, number[]>> | undefined
+  /** The last gap frame per reason and room, grown in place while it still waits in the outbox. */
+  private gapReports: Map<string, GapReport> | undefined
 
   constructor (private readonly socket: WebSocket, private readonly context: SessionContext) {
     this.tokens = context.settings.rateLimitBurst
@@ -236,15 +245,34 @@ export class ClientSession implements OpSession {
     else seqs.push(frame.seq)
   }
 
-  /** Critical, so a gap frame is never shed: if even it cannot be queued, the connection closes with 4008. */
+  /**
+   * One gap frame per reason and room: while the previous one still waits in the outbox it grows in
+   * place, so a stalled reader gets one report, not one per turn. Critical, so a gap frame is never
+   * shed: if even it cannot be queued, the connection closes with 4008.
+   */
   private sendGaps (): void {
     const gaps = this.gaps
     this.gaps = undefined
-    if (gaps === undefined) return
+    if (gaps === undefined || this.disposed) return
+    if (this.gapReports === undefined) this.gapReports = new Map()
     const counts = this.context.hub.streams
     for (const [reason, byRoom] of gaps) {
       for (const [room, seqs] of byRoom) {
-        this.send(encodeGap(room, toRanges(seqs), reason))
+        const key = `${reason}\u0000${room}`
+        const waiting = this.gapReports.get(key)
+        if (waiting !== undefined) {
+          const ranges = toRanges(seqs, waiting.ranges)
+          const frame = createFrame(encodeGap(room, ranges, reason), Priority.critical)
+          if (this.outbox.replaceQueued(waiting.frame, frame)) {
+            waiting.frame = frame
+            waiting.ranges = ranges
+            continue
+          }
+        }
+        const ranges = toRanges(seqs)
+        const frame = createFrame(encodeGap(room, ranges, reason), Priority.critical)
+        this.gapReports.set(key, { frame, ranges })
+        this.outbox.enqueue(frame)
         counts.count(counts.gaps, reason)
       }
     }
