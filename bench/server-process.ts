@@ -171,6 +171,8 @@ export interface StartOptions {
   cpu: number | undefined
   /** Extra node flags, e.g. --cpu-prof. */
   nodeArgs: string[]
+  /** Settings on top of the server's own, e.g. a smaller HISTORY_MAX_BYTES. */
+  env?: Record<string, string>
 }
 
 const running = new Set<ChildProcess>()
@@ -246,7 +248,7 @@ export class ServerProcess {
       : ['taskset', ['-c', String(options.cpu), process.execPath, ...node]]
     const child = spawn(command, args, {
       cwd: root,
-      env: { ...process.env, ...definition.env, PORT: String(port), HOST: '127.0.0.1' },
+      env: { ...process.env, ...definition.env, ...options.env, PORT: String(port), HOST: '127.0.0.1' },
       stdio: ['ignore', 'pipe', 'pipe']
     })
     const server = new ServerProcess(name, port, child)

@@ -1,22 +1,21 @@
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import type { DeflateSettings } from './frame.js'
-import type { FrameSink } from './outbox.js'
 
 /**
  * Everything Switchboard takes from `ws` beyond its public API, in one place. The outbox is the one
  * writer of a connection's frames: it writes them, already framed, to the stream under the WebSocket,
- * and answers pings itself. `ws` keeps reading, the close handshake and its close timer; it writes only
- * the close frame, after the outbox was closed, so nothing can follow it. ws 8 keeps what this needs in
+ * and the session answers pings through it. `ws` keeps reading, the close handshake and its close
+ * timer; it writes only the close frame, and the outbox is closed at that moment (by the session's
+ * close, ws's 'error' after a protocol error, or onPeerClose), so nothing can follow it. ws 8 keeps what this needs in
  * private fields; test/lib/delivery/ws-adapter.test.ts fails if an upgrade of `ws` moves them.
  */
 interface WsInternals {
   _socket: Socket | null
+  _receiver: Receiver | null
   _autoPong: boolean
   _extensions: Record<string, { params: Record<string, unknown> | null } | undefined>
 }
-
-const OPEN = 1
 
 function internals (socket: WebSocket): WsInternals {
   return socket as unknown as WsInternals
@@ -27,6 +26,33 @@ export function streamOf (socket: WebSocket): Socket {
   const stream = internals(socket)._socket
   if (stream === null) throw new Error('the WebSocket has no stream yet')
   return stream
+}
+
+export interface PeerCloseListener {
+  peerClosed (): void
+}
+
+const kListener = Symbol('switchboard.peerClose')
+
+interface Receiver {
+  on (event: 'conclude', listener: (this: Receiver) => void): unknown
+  [kListener]?: PeerCloseListener
+}
+
+/** Shared by every receiver, so a connection costs no closure for it. */
+function onConclude (this: Receiver): void {
+  this[kListener]?.peerClosed()
+}
+
+/**
+ * Tells `listener` when the peer's close frame has been read. ws answers it with its own close frame
+ * at once, in the same callback, so the outbox must stop writing now: this runs right after.
+ */
+export function onPeerClose (socket: WebSocket, listener: PeerCloseListener): void {
+  const receiver = internals(socket)._receiver
+  if (receiver === null) throw new Error('the WebSocket has no receiver yet')
+  receiver[kListener] = listener
+  receiver.on('conclude', onConclude)
 }
 
 /** Stops `ws` from answering pings with its own writer: the session queues the pongs in the outbox. */
@@ -44,29 +70,4 @@ export function negotiatedDeflate (socket: WebSocket, threshold: number): Deflat
   const bits = params.server_max_window_bits
   const windowBits = typeof bits === 'number' ? bits : 15
   return windowBits < 9 ? undefined : { windowBits, threshold }
-}
-
-/** The outbox's view of a WebSocket: writable only while the WebSocket is open and its stream takes writes. */
-export class WebSocketSink implements FrameSink {
-  constructor (private readonly socket: WebSocket, private readonly stream: Socket) {}
-
-  get writable (): boolean {
-    return this.socket.readyState === OPEN && this.stream.writable
-  }
-
-  get writableLength (): number {
-    return this.stream.writableLength
-  }
-
-  cork (): void {
-    this.stream.cork()
-  }
-
-  uncork (): void {
-    this.stream.uncork()
-  }
-
-  write (chunk: Buffer, callback?: (error?: Error | null) => void): boolean {
-    return this.stream.write(chunk, callback)
-  }
 }

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import type { WebSocket } from 'ws'
 import { Opcode, createControlFrame, createFrame, encodeControlFrame, type OutgoingFrame } from '../delivery/frame.js'
-import type { DropReason, PriorityOutbox } from '../delivery/outbox.js'
-import { WebSocketSink, negotiatedDeflate, streamOf, takeOverPongs } from '../delivery/ws-adapter.js'
+import type { DropReason, OutboxListeners, PriorityOutbox } from '../delivery/outbox.js'
+import { negotiatedDeflate, onPeerClose, streamOf, takeOverPongs, type PeerCloseListener } from '../delivery/ws-adapter.js'
 import { decodeClientFrame, encodeError, encodeGap, encodeReply, encodeReplyWithJson, encodeWelcome } from '../protocol/codec.js'
 import { isErrorCode, type ErrorCode } from '../protocol/errors.js'
 import { Priority } from '../protocol/priority.js'
@@ -58,7 +58,7 @@ function toRanges (seqs: number[], earlier: Range[] = []): Range[] {
  * use. Every frame the server sends, the welcome and pongs included, goes through the outbox, and
  * every room message the outbox drops is reported to the client in a gap frame.
  */
-export class ClientSession implements OpSession {
+export class ClientSession implements OpSession, OutboxListeners, PeerCloseListener {
   readonly id = `${idPrefix}${(++idCounter).toString(36)}`
   /** Cleared by each heartbeat sweep, set by the peer's pong. */
   alive = true
@@ -85,6 +85,7 @@ export class ClientSession implements OpSession {
     socket.on('error', onSocketError)
     socket.once('close', onSocketClose)
     takeOverPongs(socket)
+    onPeerClose(socket, this)
     const stream = streamOf(socket)
     // ws parses a whole chunk in its own 'data' listener, registered before this one, so by now every
     // frame of the chunk was handled: what they produced is written at once instead of after the return
@@ -92,10 +93,7 @@ export class ClientSession implements OpSession {
     stream.on('data', context.outboxes.flushQuiet)
     const { heartbeatMs, maxPayload, perMessageDeflate, perMessageDeflateThreshold } = context.settings
     const deflate = perMessageDeflate ? negotiatedDeflate(socket, perMessageDeflateThreshold) : undefined
-    this.outbox = context.outboxes.create(new WebSocketSink(socket, stream), {
-      slowConsumer: () => { this.closeSlowConsumer() },
-      dropped: (frame, reason) => { this.noteGap(frame, reason) }
-    }, deflate)
+    this.outbox = context.outboxes.create(stream, this, deflate)
     context.hub.connect(this)
     this.send(encodeWelcome(this.id, heartbeatMs, maxPayload))
   }
@@ -228,8 +226,13 @@ export class ClientSession implements OpSession {
     this.send(encodeError(ref, code, message))
   }
 
-  /** Collects the seqs the outbox dropped; the gap frames go out at the end of the callback. */
-  private noteGap (frame: OutgoingFrame, reason: DropReason): void {
+  /** ws answered the peer's close frame with its own: nothing more may be written. */
+  peerClosed (): void {
+    this.context.outboxes.release(this.outbox)
+  }
+
+  /** The outbox dropped a room message: the seqs are collected, the gap frames go out at the end of the callback. */
+  dropped (frame: OutgoingFrame, reason: DropReason): void {
     if (frame.room === undefined || reason === 'closed' || this.disposed) return
     if (this.gaps === undefined) {
       this.gaps = new Map()
@@ -298,7 +301,8 @@ export class ClientSession implements OpSession {
     return false
   }
 
-  private closeSlowConsumer (): void {
+  /** The outbox could not take a critical frame and closed itself. */
+  slowConsumer (): void {
     this.context.events.warn('slow_consumer', { client: this.id }, 'closed a connection too slow to take a critical message (4008)')
     void this.close(CloseCode.slowConsumer, 'slow consumer')
   }

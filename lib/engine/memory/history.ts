@@ -47,6 +47,22 @@ function newEpoch (): string {
   return randomBytes(6).toString('base64url')
 }
 
+/** One object shape for every publication, so the hot paths that read them stay monomorphic. */
+function publicationOf (request: PublishRequest, seq: number, epoch: string): Publication {
+  return {
+    room: request.room,
+    data: request.data,
+    priority: request.priority,
+    ts: request.ts,
+    from: request.from,
+    ttlMs: request.ttlMs,
+    key: request.key,
+    id: request.id,
+    seq,
+    epoch
+  }
+}
+
 function entryBytes (publication: Publication): number {
   return ENTRY_OVERHEAD + publication.data.length + (publication.from?.length ?? 0) + (publication.key?.length ?? 0) + (publication.id?.length ?? 0)
 }
@@ -79,10 +95,10 @@ export class MemoryHistory implements HistoryStore {
       const seen = this.seenId(stream, request.id, now)
       if (seen !== undefined) {
         this.duplicates++
-        return { publication: { ...request, seq: seen, epoch: stream.epoch }, duplicate: true }
+        return { publication: publicationOf(request, seen, stream.epoch), duplicate: true }
       }
     }
-    const publication: Publication = { ...request, seq: stream.top + 1, epoch: stream.epoch }
+    const publication = publicationOf(request, stream.top + 1, stream.epoch)
     stream.top = publication.seq
     if (request.id !== undefined) {
       if (stream.ids === undefined) stream.ids = new Map()

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import WebSocket, { WebSocketServer } from 'ws'
-import { WebSocketSink, negotiatedDeflate, streamOf, takeOverPongs } from '../../../lib/delivery/ws-adapter.js'
+import { negotiatedDeflate, onPeerClose, streamOf, takeOverPongs } from '../../../lib/delivery/ws-adapter.js'
 import { encodeTextFrame } from '../../../lib/delivery/frame.js'
 
 /** A real ws server and client pair; resolves with the server's side of the connection. */
@@ -28,7 +28,7 @@ t.test('streamOf returns the net.Socket under the WebSocket, and writes to it re
   const stream = streamOf(server)
   t.ok(stream instanceof Socket)
   const received = once(client, 'message')
-  new WebSocketSink(server, stream).write(encodeTextFrame('{"hello":1}'))
+  stream.write(encodeTextFrame('{"hello":1}'))
   t.equal(String((await received)[0]), '{"hello":1}')
 })
 
@@ -48,12 +48,13 @@ t.test('takeOverPongs stops ws from answering pings by itself', async t => {
   t.same(pongs, ['auto'], 'and no pong was sent for it')
 })
 
-t.test('the sink stops being writable once ws starts the close handshake', async t => {
-  const { server } = await pair(t)
-  const sink = new WebSocketSink(server, streamOf(server))
-  t.equal(sink.writable, true)
-  server.close(1000)
-  t.equal(sink.writable, false, 'nothing may follow a close frame')
+t.test('onPeerClose fires when the peer’s close frame was read, after ws answered it', async t => {
+  const { server, client } = await pair(t)
+  const states: number[] = []
+  const closed = new Promise<void>(resolve => onPeerClose(server, { peerClosed () { states.push(server.readyState); resolve() } }))
+  client.close(1000)
+  await closed
+  t.same(states, [WebSocket.CLOSING], 'ws has sent its close frame: from here on nothing may be written')
 })
 
 t.test('negotiatedDeflate reads what the connection agreed on', async t => {

@@ -30,6 +30,7 @@ class FakeWebSocket extends EventEmitter {
   readyState = 1
   _autoPong = true
   readonly _extensions = {}
+  readonly _receiver = new EventEmitter()
   constructor (readonly _socket: RawSocket) { super() }
 }
 
