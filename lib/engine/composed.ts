@@ -1,6 +1,6 @@
 import type { Awaitable, Broker, Engine, HistoryStore, Publication, PresenceStore, PublishOutcome, PublishRequest } from './types.js'
 
-function isPromise<T> (value: Awaitable<T>): value is Promise<T> {
+export function isPromise<T> (value: Awaitable<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === 'function'
 }
 
@@ -21,11 +21,16 @@ export class ComposedEngine implements Engine {
   ) {}
 
   publish (request: PublishRequest): Awaitable<PublishOutcome> {
-    return then(this.history.append(request), ({ publication, duplicate }) => {
-      const outcome = { seq: publication.seq, epoch: publication.epoch, duplicate }
-      if (duplicate) return outcome
-      return then(this.broker.publish(publication as Publication), () => outcome)
-    })
+    const appended = this.history.append(request)
+    return isPromise(appended) ? appended.then(this.fanOut) : this.fanOut(appended)
+  }
+
+  /** Bound once: a publish on the memory engine runs without a closure or a promise. */
+  private readonly fanOut = ({ publication, duplicate }: { publication: Publication, duplicate: boolean }): Awaitable<PublishOutcome> => {
+    const outcome = { seq: publication.seq, epoch: publication.epoch, duplicate }
+    if (duplicate) return outcome
+    const sent = this.broker.publish(publication)
+    return isPromise(sent) ? sent.then(() => outcome) : outcome
   }
 
   async close (): Promise<void> {

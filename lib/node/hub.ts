@@ -1,5 +1,5 @@
 import { createFrame, type OutgoingFrame } from '../delivery/frame.js'
-import { then } from '../engine/composed.js'
+import { isPromise, then } from '../engine/composed.js'
 import type {
   Awaitable,
   Broadcast,
@@ -8,6 +8,7 @@ import type {
   HistoryQuery,
   PresenceEvent,
   PresencePage,
+  PublishOutcome,
   Publication,
   Recovery,
   RecoveryFailure,
@@ -79,6 +80,10 @@ export interface HubStats {
 export interface HubOptions {
   /** Most messages a recovering join replays. */
   recoveryMax: number
+}
+
+function publishResult ({ seq, epoch, duplicate }: PublishOutcome, recipients: number): PublishResult {
+  return { seq, epoch, duplicate, recipients: duplicate ? 0 : recipients }
 }
 
 function conflationKeyOf (room: string, key: string | undefined): string | undefined {
@@ -175,7 +180,8 @@ export class Hub {
       key: options.key,
       id: options.id
     })
-    return then(outcome, ({ seq, epoch, duplicate }) => ({ seq, epoch, duplicate, recipients: duplicate ? 0 : recipients }))
+    if (isPromise(outcome)) return outcome.then(result => publishResult(result, recipients))
+    return publishResult(outcome, recipients)
   }
 
   /** Delivers to every connection of every node; returns how many are on this one. */

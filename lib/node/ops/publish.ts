@@ -1,12 +1,17 @@
-import { then } from '../../engine/composed.js'
+import { isPromise } from '../../engine/composed.js'
+import type { PublishResult } from '../hub.js'
 import { priorityOf } from '../../protocol/codec.js'
 import type { PublishOp } from '../../protocol/schemas.js'
-import { requireMember, type OpHandler } from './types.js'
+import { requireMember, type Answer, type OpHandler } from './types.js'
 
 export const publish: OpHandler<PublishOp> = {
   run (op, session, { hub }) {
     requireMember(session, op.room, 'publishing to it')
     const outcome = hub.publish(op.room, op.data, { priority: priorityOf(op.priority), ttlMs: op.ttlMs, key: op.key, from: session.id, id: op.id })
-    return then(outcome, ({ seq, duplicate }) => ({ fields: duplicate ? { seq, duplicate } : { seq } }))
+    return isPromise(outcome) ? outcome.then(answerOf) : answerOf(outcome)
   }
+}
+
+function answerOf ({ seq, duplicate }: PublishResult): Answer {
+  return { fields: duplicate ? { seq, duplicate } : { seq } }
 }
