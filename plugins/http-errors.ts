@@ -14,6 +14,17 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'bad_request'
 }
 
+/** Other plugins' client errors by their status, so a 401 or 429 from elsewhere keeps its meaning. */
+const STATUS_CODES: Record<number, ErrorCode> = {
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  429: 'rate_limited',
+  503: 'shutting_down'
+}
+
 /** Answers an unknown route of the app with the same `{code, message}` body as every other error. */
 export function replyNotFound (request: FastifyRequest, reply: FastifyReply): FastifyReply {
   return reply.code(404).send({ code: 'not_found', message: `no route ${request.method} ${request.url}` } satisfies ErrorBody)
@@ -45,14 +56,17 @@ export default fp(async function httpErrors (fastify) {
   fastify.setErrorHandler((error: FastifyError, request, reply) => {
     let code: ErrorCode
     let message = error.message
+    const status = error.statusCode ?? 500
     if (error.validation !== undefined || error.validationContext !== undefined) {
       code = 'bad_request'
     } else if (isErrorCode(error.code)) {
       code = error.code
     } else if (Object.hasOwn(FASTIFY_CODES, error.code)) {
       code = FASTIFY_CODES[error.code] as ErrorCode
-    } else if (error.statusCode !== undefined && error.statusCode < 500) {
-      code = 'bad_request'
+    } else if (status < 500 || Object.hasOwn(STATUS_CODES, status)) {
+      // A client error the catalogue has no word for (405, 409 …) keeps its status as a bad_request.
+      code = STATUS_CODES[status] ?? 'bad_request'
+      return reply.code(status).send({ code, message } satisfies ErrorBody)
     } else {
       request.log.error({ err: error }, 'request failed')
       code = 'internal'

@@ -50,7 +50,8 @@ const wsRoute: FastifyPluginAsync<WsRouteOptions> = async (fastify, opts) => {
   }, (socket: WebSocket) => {
     // Our connections are ours to drain and close: a host's @fastify/websocket closes every socket it
     // tracks in its preClose hook, which runs before our drain and would cut it short (close code 1005).
-    fastify.websocketServer.clients.delete(socket)
+    // A host may run without client tracking (clientTracking: false): then there is nothing to remove.
+    fastify.websocketServer.clients?.delete(socket)
     // The session registers itself with the hub and unregisters when the socket closes.
     new ClientSession(socket, context)
   })

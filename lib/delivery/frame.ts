@@ -66,8 +66,8 @@ export interface DeflateSettings {
  * every connection that negotiated it.
  */
 export class OutgoingFrame {
-  private deflated: Buffer | undefined
-  private deflatedWindowBits = 0
+  /** Compressed copies by window size: usually one per app, a few when clients ask for smaller windows. */
+  private deflated: Map<number, Buffer> | undefined
 
   constructor (
     readonly bytes: Buffer,
@@ -90,14 +90,15 @@ export class OutgoingFrame {
     if (deflate === undefined || !this.compressible) return this.bytes
     const payloadOffset = this.payloadOffset()
     if (this.bytes.length - payloadOffset < deflate.threshold) return this.bytes
-    if (this.deflatedWindowBits !== deflate.windowBits) {
-      // Usually one window size per app; a second one replaces the cached copy rather than growing a map.
-      const deflated = deflateFrame(this.bytes.subarray(payloadOffset), deflate.windowBits)
+    if (this.deflated === undefined) this.deflated = new Map()
+    let wire = this.deflated.get(deflate.windowBits)
+    if (wire === undefined) {
+      const compressed = deflateFrame(this.bytes.subarray(payloadOffset), deflate.windowBits)
       // Incompressible payloads (already compressed, random) go out as they are.
-      this.deflated = deflated.length < this.bytes.length ? deflated : this.bytes
-      this.deflatedWindowBits = deflate.windowBits
+      wire = compressed.length < this.bytes.length ? compressed : this.bytes
+      this.deflated.set(deflate.windowBits, wire)
     }
-    return this.deflated as Buffer
+    return wire
   }
 
   private payloadOffset (): number {

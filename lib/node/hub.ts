@@ -14,9 +14,9 @@ import type {
   RecoveryFailure,
   StreamPosition
 } from '../engine/types.js'
-import { encodeBroadcast, encodeMessage, encodePresenceEvent } from '../protocol/codec.js'
+import { encodeBroadcast, encodeEpoch, encodeMessage, encodePresenceEvent } from '../protocol/codec.js'
 import { Priority } from '../protocol/priority.js'
-import { RoomIndex, type Connection } from './room-index.js'
+import { RoomIndex, type Connection, type LocalRoom } from './room-index.js'
 
 export type { Connection } from './room-index.js'
 
@@ -131,28 +131,38 @@ export class Hub {
    * `options.since`. The caller answers the join, then calls finishJoin to queue the replay and
    * whatever was published meanwhile.
    */
+  /** Whether the connection is in the room: 'pending' while a recovering join is being served. */
+  membership (connection: Connection, room: string): 'live' | 'pending' | undefined {
+    return this.index.has(connection, room)
+  }
+
   join (connection: Connection, room: string, options: JoinOptions): Awaitable<JoinResult> {
     const { engine } = this
+    const rejoin = this.index.has(connection, room) !== undefined
     const created = this.index.add(connection, room, options.since !== undefined, options.watch)
     // Subscribed before the history is read, so nothing published meanwhile falls between the two.
     const subscribed = created ? engine.broker.subscribe(room) : undefined
-    return then(subscribed, () => then(engine.presence.join(room, { client: connection.id, user: options.user, joinedAt: Date.now(), info: options.info }), () => {
-      void engine.broker.presence({ room, kind: 'joined', client: connection.id, user: options.user })
-      if (options.since === undefined) return then(engine.history.position(room), position => ({ position, recovery: undefined }))
+    return then(subscribed, () => then(rejoin ? undefined : this.enterPresence(connection, room, options), () => {
+      if (options.since === undefined) {
+        return then(engine.history.position(room), position => this.positioned(room, { position, recovery: undefined }))
+      }
       return then(engine.history.recover(room, options.since, this.options.recoveryMax), recovery => {
         this.streams.count(this.streams.recoveries, recovery.recovered ? 'recovered' : recovery.reason)
-        return { position: recovery.position, recovery }
+        return this.positioned(room, { position: recovery.position, recovery })
       })
     }))
   }
 
   /** Queues the replay, then the live frames that arrived during the join, each seq once. */
   finishJoin (connection: Connection, room: string, result: JoinResult): void {
+    const waiting = this.index.activate(connection, room)
+    // Not pending any more: it left or disconnected while the join was served, or joined live.
+    if (waiting === undefined) return
     const top = result.position.seq
     if (result.recovery?.recovered === true) {
       for (const publication of result.recovery.publications) connection.deliver(messageFrame(publication, false))
     }
-    for (const frame of this.index.activate(connection, room)) {
+    for (const frame of waiting) {
       if (frame.seq > top) connection.deliver(frame)
     }
   }
@@ -212,10 +222,36 @@ export class Hub {
     return { connections: this.live.size, rooms: this.index.size, memberships: this.index.memberships }
   }
 
+  private enterPresence (connection: Connection, room: string, options: JoinOptions): Awaitable<void> {
+    return then(this.engine.presence.join(room, { client: connection.id, user: options.user, joinedAt: Date.now(), info: options.info }), () => {
+      void this.engine.broker.presence({ room, kind: 'joined', client: connection.id, user: options.user })
+    })
+  }
+
+  private positioned (room: string, result: JoinResult): JoinResult {
+    const local = this.index.get(room)
+    if (local !== undefined) this.noteEpoch(local, room, result.position.epoch)
+    return result
+  }
+
   private deliver (publication: Publication): void {
     const room = this.index.get(publication.room)
     if (room === undefined) return
+    if (room.epoch !== publication.epoch) this.noteEpoch(room, publication.room, publication.epoch)
     const frame = messageFrame(publication, true)
+    for (const member of room.members) member.deliver(frame)
+    if (room.pending !== undefined) for (const waiting of room.pending.values()) waiting.push(frame)
+  }
+
+  /**
+   * The stream began a new life while members stayed joined (it expired, or was evicted): its seqs
+   * start again at 1, so members are told before the first message of the new epoch.
+   */
+  private noteEpoch (room: LocalRoom, roomName: string, epoch: string): void {
+    const known = room.epoch
+    room.epoch = epoch
+    if (known === undefined || known === epoch) return
+    const frame = createFrame(encodeEpoch(roomName, epoch), Priority.critical)
     for (const member of room.members) member.deliver(frame)
     if (room.pending !== undefined) for (const waiting of room.pending.values()) waiting.push(frame)
   }

@@ -17,6 +17,8 @@ export interface LocalRoom {
   readonly members: Set<Connection>
   pending: Map<Connection, OutgoingFrame[]> | undefined
   watchers: Set<Connection> | undefined
+  /** The stream's epoch as this node last saw it; a publication with another one starts a new life. */
+  epoch: string | undefined
 }
 
 /** Who on this node is in which room; nothing about streams, which are the engine's. */
@@ -33,7 +35,7 @@ export class RoomIndex {
     let room = this.rooms.get(roomName)
     const created = room === undefined
     if (room === undefined) {
-      room = { members: new Set(), pending: undefined, watchers: undefined }
+      room = { members: new Set(), pending: undefined, watchers: undefined, epoch: undefined }
       this.rooms.set(roomName, room)
     }
     if (!room.members.has(connection) && room.pending?.has(connection) !== true) this.membershipCount++
@@ -54,11 +56,22 @@ export class RoomIndex {
     return created
   }
 
-  /** Moves a pending member to the live ones; returns the frames that arrived meanwhile, in order. */
-  activate (connection: Connection, roomName: string): OutgoingFrame[] {
+  /** Whether the connection is in the room, live or still pending. */
+  has (connection: Connection, roomName: string): 'live' | 'pending' | undefined {
+    const room = this.rooms.get(roomName)
+    if (room === undefined) return undefined
+    if (room.members.has(connection)) return 'live'
+    return room.pending?.has(connection) === true ? 'pending' : undefined
+  }
+
+  /**
+   * Moves a pending member to the live ones; returns the frames that arrived meanwhile, in order, or
+   * undefined when it is no longer pending (it left, or disconnected, while its join was served).
+   */
+  activate (connection: Connection, roomName: string): OutgoingFrame[] | undefined {
     const room = this.rooms.get(roomName)
     const waiting = room?.pending?.get(connection)
-    if (room === undefined || waiting === undefined) return []
+    if (room === undefined || waiting === undefined) return undefined
     room.pending!.delete(connection)
     if (room.pending!.size === 0) room.pending = undefined
     room.members.add(connection)

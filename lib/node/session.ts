@@ -111,6 +111,13 @@ export class ClientSession implements OpSession, OutboxListeners, PeerCloseListe
     this.outbox.enqueue(frame)
   }
 
+  forgetRoom (room: string): void {
+    if (this.gapReports === undefined) return
+    for (const key of this.gapReports.keys()) {
+      if (key.endsWith(`\u0000${room}`)) this.gapReports.delete(key)
+    }
+  }
+
   /** Frames still queued are dropped (counted as closed): nothing may follow the close frame. */
   close (code: number, reason: string): Promise<void> {
     if (this.closedPromise === undefined) {

@@ -140,6 +140,11 @@ export function encodeMessage (message: MessageFields): string {
   return `{"op":"message","room":"${message.room}",${messageBody(message)}}`
 }
 
+/** The room's stream began a new life: earlier positions are void and seqs start again at 1. */
+export function encodeEpoch (room: string, epoch: string): string {
+  return `{"op":"epoch","room":"${room}","epoch":${JSON.stringify(epoch)}}`
+}
+
 /** The seqs of a room that a connection will not get, as ascending inclusive ranges, and why. */
 export function encodeGap (room: string, ranges: readonly (readonly [number, number])[], reason: string): string {
   return `{"op":"gap","room":"${room}","ranges":${JSON.stringify(ranges)},"reason":"${reason}"}`

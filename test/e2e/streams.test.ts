@@ -82,6 +82,7 @@ t.test('recovery says too_old when the missed messages left history, too_many ov
   await client.request({ op: 'leave', room: 'r' })
   for (let i = 1; i <= 20; i++) await app.hub.publish('r', i, { priority: 2 })
   t.match(await client.request({ op: 'join', room: 'r', since: { seq: 5, epoch } }), { seq: 20, recovered: false, reason: 'too_old' })
+  await client.request({ op: 'leave', room: 'r' })
   t.match(await client.request({ op: 'join', room: 'r', since: { seq: 12, epoch } }), { seq: 20, recovered: true })
   for (let seq = 13; seq <= 20; seq++) t.match(await client.op('message'), { seq, data: seq })
   await client.request({ op: 'leave', room: 'r' })
@@ -216,4 +217,29 @@ t.test('presence: paginated members over the op and HTTP, joined and left events
   t.match(await members[2]!.request({ op: 'presence', room: 'other' }), { op: 'error', code: 'not_member' })
   for (const member of members) member.close()
   watcher.close()
+})
+
+t.test('a member that is already in the room cannot recover over its own queue', async t => {
+  const { url } = await listenApp(t)
+  const client = await TestClient.connect(`${url}/ws`)
+  const { epoch } = await client.request({ op: 'join', room: 'r' })
+  t.match(await client.request({ op: 'join', room: 'r', since: { seq: 0, epoch } }), { op: 'error', code: 'bad_request', message: /history op/ })
+  t.match(await client.request({ op: 'join', room: 'r' }), { op: 'reply', seq: 0, epoch }, 'a plain re-join is harmless')
+  client.close()
+})
+
+t.test('members that stay joined are told when the stream starts a new life', async t => {
+  const { app, url } = await listenApp(t, { historyTtlMs: 1000 })
+  const client = await TestClient.connect(`${url}/ws`)
+  const { epoch } = await client.request({ op: 'join', room: 'idle' })
+  await app.hub.publish('idle', 1, { priority: 2 })
+  t.match(await client.op('message'), { seq: 1 })
+  // Waiting out HISTORY_TTL_MS is the event here: the stream expires while the member stays.
+  await new Promise(resolve => setTimeout(resolve, 1300))
+  await app.hub.publish('idle', 2, { priority: 2 })
+  const notice = await client.op('epoch')
+  t.match(notice, { op: 'epoch', room: 'idle' })
+  t.not(notice.epoch, epoch)
+  t.match(await client.op('message'), { seq: 1, data: 2 }, 'seqs start again at 1, after the notice')
+  client.close()
 })

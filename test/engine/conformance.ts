@@ -221,4 +221,18 @@ export function engineConformance (name: string, factory: EngineFactory): void {
     for (let i = 0; i < total; i++) await engine.presence.leave(room, `c${i}`)
     t.same(await engine.presence.page(room, 10), { total: 0, members: [] })
   })
+
+  t.test(`${name}: a cursor stays valid when the room empties and fills again`, async t => {
+    const { engine } = await setup(t, factory)
+    const room = freshRoom()
+    await engine.presence.join(room, { client: 'a', joinedAt: 1 })
+    await engine.presence.join(room, { client: 'b', joinedAt: 2 })
+    const first = await engine.presence.page(room, 1)
+    t.ok(first.cursor !== undefined)
+    await engine.presence.leave(room, 'a')
+    await engine.presence.leave(room, 'b')
+    for (const client of ['c', 'd', 'e']) await engine.presence.join(room, { client, joinedAt: 3 })
+    const next = await engine.presence.page(room, 10, first.cursor)
+    t.same(next.members.map(m => m.client), ['c', 'd', 'e'], 'members who joined after the cursor are not skipped')
+  })
 }

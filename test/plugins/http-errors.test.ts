@@ -2,6 +2,7 @@ import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import switchboard from '../../app.js'
 import { ERROR_STATUS } from '../../lib/protocol/errors.js'
+import httpErrors from '../../plugins/http-errors.js'
 
 const auth = { authorization: 'Bearer k', 'content-type': 'application/json' }
 
@@ -46,4 +47,20 @@ t.test('request bodies are not coerced: a number is not a task name, a string is
   assertError(t, await post('/rt/api/rooms/ok/messages', { data: 1, ttlMs: '100' }), 'bad_request', 'ttlMs as a string')
   const ok = await post('/rt/api/tasks', { name: 'echo', data: 5 })
   t.same(ok.json(), { data: 5 })
+})
+
+t.test('client errors of other plugins keep their status and get the catalogue’s word for it', async t => {
+  const app = Fastify({ logger: false })
+  await app.register(httpErrors)
+  const failWith = (statusCode: number) => async () => { throw Object.assign(new Error(`status ${statusCode}`), { statusCode }) }
+  app.get('/limited', failWith(429))
+  app.get('/method', failWith(405))
+  app.get('/broken', async () => { throw new Error('a bug') })
+  t.teardown(() => app.close())
+  assertError(t, await app.inject('/limited'), 'rate_limited', 'a 429 from elsewhere')
+  const method = await app.inject('/method')
+  t.equal(method.statusCode, 405, 'a status the catalogue has no code for is kept')
+  t.same(method.json(), { code: 'bad_request', message: 'status 405' })
+  assertError(t, await app.inject('/broken'), 'internal', 'an unexpected error')
+  t.equal((await app.inject('/broken')).json().message, 'internal error', 'without its details')
 })

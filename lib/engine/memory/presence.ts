@@ -15,11 +15,11 @@ class RoomPresence {
   readonly byClient = new Map<string, Entry>()
   private entries: Entry[] = []
   private dead = 0
-  private nextOrder = 1
 
-  join (member: PresenceMember): void {
+  /** `order` grows across all rooms, so a cursor stays valid even when a room empties and refills. */
+  join (member: PresenceMember, order: number): void {
     if (this.byClient.has(member.client)) return
-    const entry = { member, order: this.nextOrder++, removed: false }
+    const entry = { member, order, removed: false }
     this.entries.push(entry)
     this.byClient.set(member.client, entry)
   }
@@ -63,6 +63,7 @@ class RoomPresence {
 export class MemoryPresence implements PresenceStore {
   private readonly rooms = new Map<string, RoomPresence>()
   private members = 0
+  private nextOrder = 1
 
   join (room: string, member: PresenceMember): void {
     let presence = this.rooms.get(room)
@@ -71,7 +72,7 @@ export class MemoryPresence implements PresenceStore {
       this.rooms.set(room, presence)
     }
     const before = presence.byClient.size
-    presence.join(member)
+    presence.join(member, this.nextOrder++)
     this.members += presence.byClient.size - before
   }
 

@@ -1,25 +1,40 @@
-import { then } from '../../engine/composed.js'
+import { isPromise } from '../../engine/composed.js'
 import type { JoinOp } from '../../protocol/schemas.js'
-import { OpError, type OpHandler } from './types.js'
+import type { JoinResult } from '../hub.js'
+import { OpError, type Answer, type OpHandler, type OpSession, type SessionContext } from './types.js'
 
 export const join: OpHandler<JoinOp> = {
-  run (op, session, { hub, settings }) {
+  run (op, session, context) {
+    const { hub, settings } = context
     const { room, since } = op
-    if (!session.isIn(room) && session.rooms.size >= settings.maxRoomsPerConnection) {
+    const membership = hub.membership(session, room)
+    if (membership === 'pending') throw new OpError('bad_request', `a join of ${room} is still being served`)
+    // A member's outbox may still hold messages after `since`: a replay would send them twice.
+    if (membership === 'live' && since !== undefined) throw new OpError('bad_request', `already a member of ${room}: fill gaps with the history op`)
+    if (membership === undefined && session.rooms.size >= settings.maxRoomsPerConnection) {
       throw new OpError('too_many_rooms', `a connection may join at most ${settings.maxRoomsPerConnection} rooms`)
     }
     if (op.info !== undefined && Buffer.byteLength(JSON.stringify(op.info)) > settings.presenceInfoMaxBytes) {
       throw new OpError('bad_request', `join: info is over PRESENCE_INFO_MAX_BYTES (${settings.presenceInfoMaxBytes} bytes of JSON)`)
     }
     session.rooms.add(room)
-    return then(hub.join(session, room, { since, watch: op.presence === true, info: op.info }), result => {
-      const { position, recovery } = result
-      const fields: Record<string, unknown> = { room, seq: position.seq, epoch: position.epoch }
-      if (recovery !== undefined) {
-        fields.recovered = recovery.recovered
-        if (!recovery.recovered) fields.reason = recovery.reason
-      }
-      return { fields, after: () => { hub.finishJoin(session, room, result) } }
+    const joined = hub.join(session, room, { since, watch: op.presence === true, info: op.info })
+    if (!isPromise(joined)) return answerOf(session, context, room, joined)
+    return joined.then(result => answerOf(session, context, room, result), (error: unknown) => {
+      // An engine that failed mid-join must not leave the connection half in the room.
+      session.rooms.delete(room)
+      hub.leave(session, room)
+      throw error
     })
   }
+}
+
+function answerOf (session: OpSession, { hub }: SessionContext, room: string, result: JoinResult): Answer {
+  const { position, recovery } = result
+  const fields: Record<string, unknown> = { room, seq: position.seq, epoch: position.epoch }
+  if (recovery !== undefined) {
+    fields.recovered = recovery.recovered
+    if (!recovery.recovered) fields.reason = recovery.reason
+  }
+  return { fields, after: () => { hub.finishJoin(session, room, result) } }
 }

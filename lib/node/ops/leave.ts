@@ -6,6 +6,7 @@ export const leave: OpHandler<LeaveOp> = {
   run (op, session, { hub }) {
     if (session.isIn(op.room)) {
       session.rooms.delete(op.room)
+      session.forgetRoom(op.room)
       hub.leave(session, op.room)
     }
     return { fields: { room: op.room } }

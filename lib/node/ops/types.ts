@@ -34,6 +34,8 @@ export interface OpSession extends Connection {
   /** Created on first use, so an idle connection has none. */
   readonly rooms: Set<string>
   isIn (room: string): boolean
+  /** Drops what the session keeps about a room it left (its last gap reports). */
+  forgetRoom (room: string): void
 }
 
 /**
