@@ -22,8 +22,8 @@ t.test('over HISTORY_MAX_BYTES the least recently published streams go first, an
   const after = history.stats()
   t.ok(after.bytes <= 64 * 1024, `${after.bytes} bytes kept, bound 65536`)
   t.ok(after.evictedStreams >= 2, `${after.evictedStreams} streams evicted`)
-  t.not(history.position('b').epoch, epochs.get('b'), 'b lost its history, so its epoch changed')
   t.equal(history.position('d').seq, 200, 'the stream in use keeps its seq, with fewer messages kept')
+  t.not(history.position('b').epoch, epochs.get('b'), 'b lost its history, so its epoch changed')
 })
 
 t.test('a storm over 100k rooms stays within the bound', async t => {
