@@ -1,12 +1,12 @@
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../lib/config.js'
-import { TaskRunner } from '../lib/tasks/runner.js'
-import type { TaskPool } from '../lib/tasks/types.js'
+import { PiscinaWorkerPool } from '../lib/tasks/runner.js'
+import type { WorkerPool } from '../lib/tasks/types.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    workerPool: TaskPool
+    workerPool: WorkerPool
   }
 }
 
@@ -20,7 +20,7 @@ const workerPool: FastifyPluginAsync<WorkerPoolPluginOptions> = async (fastify, 
   if (typeof config !== 'object' || config === null) {
     throw new TypeError('worker-pool plugin: options.config is required (the Config that loadConfig returns)')
   }
-  const runner = await TaskRunner.create(config as Config, {
+  const runner = await PiscinaWorkerPool.create(config as Config, {
     onError: error => fastify.log.error({ err: error }, 'worker pool error')
   })
   fastify.decorate('workerPool', runner)

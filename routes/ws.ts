@@ -21,7 +21,7 @@ const wsRoute: FastifyPluginAsync<WsRouteOptions> = async (fastify, opts) => {
   const context: SessionContext = {
     hub,
     outboxes: outbox,
-    tasks: workerPool,
+    workerPool,
     settings: config,
     events,
     isDraining: () => lifecycle.draining

@@ -318,11 +318,11 @@ export class ClientSession implements OpSession, OutboxListeners, PeerCloseListe
   dispose (): void {
     if (this.disposed) return
     this.disposed = true
-    const { hub, outboxes, tasks } = this.context
+    const { hub, outboxes, workerPool } = this.context
     hub.disconnect(this, this.joined ?? [])
     this.joined = undefined
     outboxes.release(this.outbox)
-    tasks.cancelOwner(this)
+    workerPool.cancelOwner(this)
   }
 }
 

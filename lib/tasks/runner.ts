@@ -5,7 +5,7 @@ import { Piscina } from 'piscina'
 import { ConfigError, type Config } from '../config.js'
 import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from '../metrics/histogram.js'
 import { PRIORITY_LEVELS, parsePriority, type Priority } from '../protocol/priority.js'
-import { TaskError, type DeadLetter, type TaskErrorCode, type TaskPool, type TaskRequest, type TaskStats } from './types.js'
+import { TaskError, type DeadLetter, type TaskErrorCode, type WorkerPool, type TaskRequest, type TaskStats } from './types.js'
 import { BUILTIN_TASKS, loadTaskModule, type WorkerReply, type WorkerRequest } from './worker.js'
 
 const WORKER_URL = new URL('./worker.js', import.meta.url)
@@ -145,15 +145,15 @@ function increment (counters: Map<string, number>, key: string): void {
 }
 
 /**
- * The piscina-backed TaskPool. Tasks wait in this class's own priority queue and are handed to
+ * The piscina-backed WorkerPool. Tasks wait in this class's own priority queue and are handed to
  * piscina only when a worker is ready and idle, for two reasons: piscina parks abortable tasks that
  * find no free worker in an internal FIFO that bypasses a custom taskQueue, so its queue could not
  * keep the priority order; and a task's timeout then starts when it starts, not while a crashed
  * worker is being replaced.
  */
-export class TaskRunner implements TaskPool {
+export class PiscinaWorkerPool implements WorkerPool {
   /** Validates TASKS_MODULE in this thread first, so that a broken module stops the boot with its error. */
-  static async create (config: Config, options: TaskRunnerOptions = {}): Promise<TaskRunner> {
+  static async create (config: Config, options: TaskRunnerOptions = {}): Promise<PiscinaWorkerPool> {
     const names = new Set(BUILTIN_TASKS.keys())
     let moduleUrl: string | undefined
     if (config.tasksModule !== '') {
@@ -169,7 +169,7 @@ export class TaskRunner implements TaskPool {
       }
       for (const name of handlers.keys()) names.add(name)
     }
-    return new TaskRunner(config, names, moduleUrl, options)
+    return new PiscinaWorkerPool(config, names, moduleUrl, options)
   }
 
   readonly stats: TaskStats = {

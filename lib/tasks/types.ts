@@ -58,7 +58,7 @@ export interface DeadLetter {
 }
 
 /** What the worker-pool plugin decorates as `fastify.workerPool`. */
-export interface TaskPool {
+export interface WorkerPool {
   readonly stats: TaskStats
   /** Tasks waiting for a worker now. */
   readonly queueLength: number

@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url'
 import Fastify from 'fastify'
 import t from 'tap'
 import { loadConfig } from '../../lib/config.js'
-import { TaskRunner } from '../../lib/tasks/runner.js'
+import { PiscinaWorkerPool } from '../../lib/tasks/runner.js'
 import workerPoolPlugin from '../../plugins/worker-pool.js'
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url))
@@ -12,7 +12,7 @@ t.test('decorates workerPool and releases it on close', async t => {
   await app.register(workerPoolPlugin, { config: loadConfig({}, { workers: 1, tasksModule: fixture('tasks.mjs') }) })
   await app.ready()
   t.ok(app.hasPlugin('worker-pool'))
-  t.ok(app.workerPool instanceof TaskRunner)
+  t.ok(app.workerPool instanceof PiscinaWorkerPool)
   t.ok(app.workerPool.has('slow'), 'loads TASKS_MODULE')
   t.equal(await app.workerPool.submit({ name: 'echo', data: 'hi', priority: 2 }), 'hi')
   await app.close()

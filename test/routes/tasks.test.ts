@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import t, { type Test } from 'tap'
 import { loadConfig, type ConfigOverrides } from '../../lib/config.js'
-import { TaskRunner } from '../../lib/tasks/runner.js'
+import { PiscinaWorkerPool } from '../../lib/tasks/runner.js'
 import httpErrors from '../../plugins/http-errors.js'
 import taskRoutes from '../../routes/tasks.js'
 
@@ -10,8 +10,8 @@ const API_KEY = 'test-key'
 const AUTH = { authorization: `Bearer ${API_KEY}` }
 const tasksModule = fileURLToPath(new URL('../fixtures/tasks.mjs', import.meta.url))
 
-async function build (t: Test, overrides: ConfigOverrides = {}): Promise<{ app: FastifyInstance, runner: TaskRunner }> {
-  const runner = await TaskRunner.create(loadConfig({}, { workers: 1, tasksModule, ...overrides }), { workerExecArgv: [] })
+async function build (t: Test, overrides: ConfigOverrides = {}): Promise<{ app: FastifyInstance, runner: PiscinaWorkerPool }> {
+  const runner = await PiscinaWorkerPool.create(loadConfig({}, { workers: 1, tasksModule, ...overrides }), { workerExecArgv: [] })
   const app = Fastify()
   app.decorate('workerPool', runner)
   await app.register(httpErrors)

@@ -5,9 +5,9 @@ import { OpError, type OpHandler } from './types.js'
 /** A task's outcome is always answered, ref or not, since the client asked for a result. */
 export const task: OpHandler<TaskOp> = {
   alwaysAnswered: true,
-  async run (op, session, { tasks, isDraining }) {
+  async run (op, session, { workerPool, isDraining }) {
     if (isDraining()) throw new OpError('shutting_down', 'the server is shutting down')
-    const result = await tasks.submit({
+    const result = await workerPool.submit({
       name: op.name,
       data: op.data,
       priority: priorityOf(op.priority),

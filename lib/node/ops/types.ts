@@ -2,7 +2,7 @@ import type { OutboxRegistry } from '../../delivery/outbox.js'
 import type { Awaitable } from '../../engine/types.js'
 import type { ErrorCode } from '../../protocol/errors.js'
 import type { ClientOp } from '../../protocol/schemas.js'
-import type { TaskPool } from '../../tasks/types.js'
+import type { WorkerPool } from '../../tasks/types.js'
 import type { ConnectionEvents } from '../connection-events.js'
 import type { Connection, Hub } from '../hub.js'
 
@@ -23,7 +23,7 @@ export interface SessionSettings {
 export interface SessionContext {
   readonly hub: Hub
   readonly outboxes: OutboxRegistry
-  readonly tasks: TaskPool
+  readonly workerPool: WorkerPool
   readonly settings: SessionSettings
   readonly events: ConnectionEvents
   isDraining (): boolean

@@ -7,7 +7,7 @@ import { Hub } from '../../../lib/node/hub.js'
 import { OutboxRegistry } from '../../../lib/delivery/outbox.js'
 import { ConnectionEvents } from '../../../lib/node/connection-events.js'
 import { ClientSession, type SessionContext } from '../../../lib/node/session.js'
-import type { TaskPool } from '../../../lib/tasks/types.js'
+import type { WorkerPool } from '../../../lib/tasks/types.js'
 import { FakeSink } from '../../helpers/fake-sink.js'
 
 /** The stream under a `ws` socket, as the session sees it: a sink that also emits the chunks it reads. */
@@ -40,7 +40,7 @@ t.test('what a read chunk produced is written when the chunk has been parsed, no
   const context: SessionContext = {
     hub: new Hub(createMemoryEngine({ size: 16, ttlMs: 60_000, maxBytes: 1 << 20, idempotencyTtlMs: 60_000 }), { recoveryMax: 100 }),
     outboxes: new OutboxRegistry({ maxMessages: 1000, maxBytes: 1 << 20, writeBatch: 1000, writeHighWater: 1 << 20 }),
-    tasks: { cancelOwner () {} } as unknown as TaskPool,
+    workerPool: { cancelOwner () {} } as unknown as WorkerPool,
     settings: loadConfig({}),
     events: new ConnectionEvents({ info () {}, warn () {} }),
     isDraining: () => false

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { loadConfig, type ConfigOverrides } from '../../../lib/config.js'
-import { TaskRunner, type TaskRunnerOptions } from '../../../lib/tasks/runner.js'
+import { PiscinaWorkerPool, type TaskRunnerOptions } from '../../../lib/tasks/runner.js'
 import type { TaskRequest } from '../../../lib/tasks/types.js'
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../../fixtures/${name}`, import.meta.url))
@@ -14,8 +14,8 @@ const TASKS = relative(process.cwd(), fixture('tasks.mjs'))
 // Workers would otherwise inherit tap's loaders and take about a second each to start.
 const FAST_WORKERS: TaskRunnerOptions = { workerExecArgv: [] }
 
-async function createRunner (t: Test, overrides: ConfigOverrides = {}, options: TaskRunnerOptions = FAST_WORKERS): Promise<TaskRunner> {
-  const runner = await TaskRunner.create(loadConfig({}, { workers: 1, tasksModule: TASKS, ...overrides }), options)
+async function createRunner (t: Test, overrides: ConfigOverrides = {}, options: TaskRunnerOptions = FAST_WORKERS): Promise<PiscinaWorkerPool> {
+  const runner = await PiscinaWorkerPool.create(loadConfig({}, { workers: 1, tasksModule: TASKS, ...overrides }), options)
   t.teardown(() => runner.close())
   return runner
 }
@@ -217,7 +217,7 @@ t.test('a user module adds tasks and may replace a built-in', async t => {
 })
 
 t.test('a task module that cannot be used stops the start with a clear error', async t => {
-  const create = (tasksModule: string): Promise<TaskRunner> => TaskRunner.create(loadConfig({}, { workers: 1, tasksModule }), FAST_WORKERS)
+  const create = (tasksModule: string): Promise<PiscinaWorkerPool> => PiscinaWorkerPool.create(loadConfig({}, { workers: 1, tasksModule }), FAST_WORKERS)
   await t.rejects(create(fixture('broken-tasks.mjs')), {
     name: 'ConfigError',
     message: /^TASKS_MODULE .*broken-tasks\.mjs failed to load: broken fixture refuses to load$/
