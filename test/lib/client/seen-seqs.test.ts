@@ -1,0 +1,24 @@
+import t from 'tap'
+import { SeenSeqs, backoffDelay } from '../../../lib/client/seen-seqs.js'
+
+t.test('each seq is seen once, out of order too, and the watermark follows the contiguous part', async t => {
+  const seen = new SeenSeqs(10)
+  t.equal(seen.mark(10), false, 'at or below the start is old')
+  t.equal(seen.mark(12), true)
+  t.equal(seen.watermark, 10, '11 is still missing')
+  t.equal(seen.mark(12), false, 'a duplicate')
+  t.equal(seen.mark(11), true)
+  t.equal(seen.watermark, 12)
+  t.ok(seen.has(12))
+  t.notOk(seen.has(13))
+  seen.reset(0)
+  t.equal(seen.mark(1), true, 'after a reset, seqs start again')
+})
+
+t.test('backoff grows exponentially to the cap, with full jitter', async t => {
+  t.equal(backoffDelay(0, 500, 20_000, () => 0.999), 499)
+  t.equal(backoffDelay(3, 500, 20_000, () => 0.999), 3996)
+  t.equal(backoffDelay(10, 500, 20_000, () => 0.999), 19_980, 'capped at the maximum')
+  t.equal(backoffDelay(5, 500, 20_000, () => 0), 0, 'full jitter reaches down to 0')
+  t.equal(backoffDelay(1e9, 500, 20_000, () => 0.5), 10_000, 'a huge attempt count does not overflow')
+})
