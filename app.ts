@@ -9,6 +9,7 @@ import outboxPlugin from './plugins/outbox.js'
 import websocketPlugin from './plugins/websocket.js'
 import workerPoolPlugin from './plugins/worker-pool.js'
 import apiRoutes from './routes/api.js'
+import demoRoutes from './routes/demo.js'
 import healthRoutes from './routes/health.js'
 import taskRoutes from './routes/tasks.js'
 import wsRoute from './routes/ws.js'
@@ -48,6 +49,7 @@ const switchboard: FastifyPluginAsync<SwitchboardOptions> = async (fastify, opts
 
   await fastify.register(healthRoutes)
   await fastify.register(wsRoute, { config })
+  if (config.demo) await fastify.register(demoRoutes)
   if (config.apiKey !== '') {
     await fastify.register(apiRoutes, { prefix: '/api', apiKey: config.apiKey })
     await fastify.register(taskRoutes, { prefix: '/api', apiKey: config.apiKey })

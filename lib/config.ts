@@ -38,6 +38,7 @@ export const SETTINGS = {
   heartbeatMs: { env: 'HEARTBEAT_MS', schema: integer(100, 3_600_000, 25_000), doc: 'Ping interval; a peer that missed the previous pong is terminated' },
   shutdownTimeoutMs: { env: 'SHUTDOWN_TIMEOUT_MS', schema: integer(0, 600_000, 10_000), doc: 'How long shutdown waits for outboxes and tasks to drain' },
   allowClientBroadcast: { env: 'ALLOW_CLIENT_BROADCAST', schema: Type.Boolean({ default: false }), doc: 'Let clients use the broadcast op (true/false)' },
+  demo: { env: 'DEMO', schema: Type.Boolean({ default: true }), doc: 'Serve the demo chat page at / and the browser client under /client/ (true/false)' },
   apiKey: { env: 'API_KEY', schema: Type.String({ default: '' }), doc: 'Bearer token for the HTTP API; empty disables the /api routes' },
   defaultTask: { env: 'DEFAULT_TASK', schema: Type.String({ minLength: 1, maxLength: 64, default: 'echo' }), doc: 'Task that the text command task:<text> runs' },
   historySize: { env: 'HISTORY_SIZE', schema: integer(0, 1_000_000, 256), doc: 'Messages kept per room for history and recovery; 0 turns history off' },
