@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs'
 import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
 import switchboard from './app.js'
+import { withoutToken } from './lib/auth/redact.js'
 import { ConfigError, loadConfig } from './lib/config.js'
 import { replyNotFound } from './plugins/http-errors.js'
 
@@ -17,7 +18,14 @@ try {
 }
 
 const app = Fastify({
-  logger: { level: config.logLevel },
+  logger: {
+    level: config.logLevel,
+    // Connection tokens travel in the upgrade URL or headers: neither reaches the log.
+    redact: ['req.headers.authorization', 'req.headers["sec-websocket-protocol"]'],
+    serializers: {
+      req: request => ({ method: request.method, url: withoutToken(request.url), host: request.host, remoteAddress: request.ip, remotePort: request.socket?.remotePort })
+    }
+  },
   // Bounds slow HTTP clients; upgraded WebSockets are not subject to these.
   requestTimeout: 30_000,
   connectionTimeout: 60_000,

@@ -51,7 +51,7 @@ const apiRoutes: FastifyPluginAsync<ApiRoutesOptions> = async (fastify, opts) =>
     const { since, limit, reverse } = request.query
     const { room } = request.params
     const { position, publications } = await hub.history(room, { since, limit: limit ?? HISTORY_LIMIT_DEFAULT, reverse })
-    const messages = publications.map(({ seq, data, priority, ts, from }) => ({ seq, data: JSON.parse(data) as unknown, priority: PRIORITY_NAMES[priority], ts, from }))
+    const messages = publications.map(({ seq, data, priority, ts, from, user }) => ({ seq, data: JSON.parse(data) as unknown, priority: PRIORITY_NAMES[priority], ts, from, user }))
     return { room, seq: position.seq, epoch: position.epoch, messages }
   })
 

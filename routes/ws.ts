@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { WebSocket } from 'ws'
+import { AuthError, TokenVerifier, tokenOf, type Identity } from '../lib/auth/jwt.js'
 import { parseAllowedOrigins, type Config } from '../lib/config.js'
 import { Opcode, createControlFrame, encodeControlFrame } from '../lib/delivery/frame.js'
 import { ConnectionEvents } from '../lib/node/connection-events.js'
@@ -18,12 +19,18 @@ const wsRoute: FastifyPluginAsync<WsRouteOptions> = async (fastify, opts) => {
   const { hub, outbox, workerPool, lifecycle } = fastify
   const allowedOrigins = parseAllowedOrigins(config.allowedOrigins)
   const events = new ConnectionEvents(fastify.log)
+  const tokens = TokenVerifier.fromSettings(config)
+  if (tokens === undefined) fastify.log.warn('no JWT_SECRET, JWT_PUBLIC_KEY or JWKS_URL: every WebSocket connection is anonymous and may join any room')
+  const anonymousAllowed = tokens === undefined || config.allowAnonymous
+  /** Identities verified at the upgrade, until the WebSocket handler picks them up. */
+  const identities = new WeakMap<object, Identity>()
   const context: SessionContext = {
     hub,
     outboxes: outbox,
     workerPool,
     settings: config,
     events,
+    tokens,
     isDraining: () => lifecycle.draining
   }
 
@@ -46,14 +53,28 @@ const wsRoute: FastifyPluginAsync<WsRouteOptions> = async (fastify, opts) => {
         events.warn('upgrade_refused', { ip: request.ip, origin, reason: 'origin' }, 'refused a WebSocket upgrade from an origin not in ALLOWED_ORIGINS')
         return reply.code(403).send({ code: 'forbidden', message: 'origin not allowed' })
       }
+      // Verified before the upgrade: a bad token gets 401 and no WebSocket is ever made.
+      const token = tokens === undefined ? undefined : tokenOf(request.query, request.headers)
+      if (token === undefined) {
+        if (anonymousAllowed) return
+        events.info('upgrade_refused', { ip: request.ip, reason: 'no_token' }, 'refused a WebSocket upgrade without a token')
+        return reply.code(401).send({ code: 'unauthorized', message: 'a token is required: ?token=, Sec-WebSocket-Protocol or Authorization: Bearer' })
+      }
+      try {
+        identities.set(request.raw, await (tokens as TokenVerifier).verify(token))
+      } catch (error) {
+        if (!(error instanceof AuthError)) throw error
+        events.info('upgrade_refused', { ip: request.ip, reason: 'bad_token' }, 'refused a WebSocket upgrade with an invalid token')
+        return reply.code(401).send({ code: 'unauthorized', message: error.message })
+      }
     }
-  }, (socket: WebSocket) => {
+  }, (socket: WebSocket, request) => {
     // Our connections are ours to drain and close: a host's @fastify/websocket closes every socket it
     // tracks in its preClose hook, which runs before our drain and would cut it short (close code 1005).
     // A host may run without client tracking (clientTracking: false): then there is nothing to remove.
     fastify.websocketServer.clients?.delete(socket)
     // The session registers itself with the hub and unregisters when the socket closes.
-    new ClientSession(socket, context)
+    new ClientSession(socket, context, identities.get(request.raw))
   })
 }
 

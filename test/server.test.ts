@@ -2,7 +2,9 @@ import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { SignJWT } from 'jose'
 import t from 'tap'
+import WebSocket from 'ws'
 import { TestClient } from './helpers/app.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -26,16 +28,21 @@ t.test('a bad environment value stops the boot, naming the variable', async t =>
   t.match(server.output(), /invalid configuration: PORT must be an integer from 0 to 65535 \(got "http"\)/)
 })
 
-t.test('npm start entry: listens, serves, and exits 0 on SIGTERM after a graceful close', async t => {
-  const server = start({ PORT: '0', LOG_LEVEL: 'info' })
-  t.teardown(() => { server.child.kill('SIGKILL') })
-  const port = await new Promise<number>((resolve, reject) => {
+/** Resolves with the port once the server logged that it listens. */
+function listening (server: ReturnType<typeof start>): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no listen line: ${server.output()}`)), 20_000)
     server.child.stdout.on('data', () => {
       const match = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(server.output())
       if (match !== null) { clearTimeout(timer); resolve(Number(match[1])) }
     })
   })
+}
+
+t.test('npm start entry: listens, serves, and exits 0 on SIGTERM after a graceful close', async t => {
+  const server = start({ PORT: '0', LOG_LEVEL: 'info' })
+  t.teardown(() => { server.child.kill('SIGKILL') })
+  const port = await listening(server)
   const client = await TestClient.connect(`ws://127.0.0.1:${port}/ws`)
   const expected = createHash('sha256').update(JSON.stringify('abc')).digest('hex')
   t.same(await client.request({ op: 'task', name: 'sha256', data: 'abc' }), { op: 'reply', ref: 1, ok: true, data: expected })
@@ -52,4 +59,31 @@ t.test('package.json engines admit no Node.js older than what server.ts uses (pr
   const [major, minor] = [Number(match?.[1]), Number(match?.[2])]
   t.ok(major > 20 || (major === 20 && minor >= 12), `${engines.node} requires at least 20.12`)
   t.match(readFileSync(new URL('../server.ts', import.meta.url), 'utf8'), /process\.loadEnvFile/, 'server.ts still reads .env with process.loadEnvFile')
+})
+
+t.test('connection tokens never reach the log, whichever way they came', async t => {
+  const secret = 'log-redaction-secret-of-32-bytes!'
+  const server = start({ PORT: '0', LOG_LEVEL: 'info', JWT_SECRET: secret })
+  t.teardown(() => { server.child.kill('SIGKILL') })
+  const port = await listening(server)
+  const token = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(secret))
+  const viaQuery = await TestClient.connect(`ws://127.0.0.1:${port}/ws?token=${token}`)
+  await viaQuery.op('welcome')
+  const viaProtocol = new TestClient(new WebSocket(`ws://127.0.0.1:${port}/ws`, ['switchboard', token]))
+  await viaProtocol.op('welcome')
+  const viaHeader = await TestClient.connect(`ws://127.0.0.1:${port}/ws`, { headers: { authorization: `Bearer ${token}` } })
+  await viaHeader.op('welcome')
+  const refused = await new Promise<number>(resolve => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?token=${token}x`)
+    ws.once('unexpected-response', (_request, response) => resolve(response.statusCode ?? 0))
+    ws.once('error', () => {})
+  })
+  t.equal(refused, 401)
+  for (const client of [viaQuery, viaProtocol, viaHeader]) client.close()
+  server.child.kill('SIGTERM')
+  await server.exited
+  const output = server.output()
+  t.match(output, /token=\[redacted\]/, 'the URL is logged without the token')
+  t.notOk(output.includes(token.split('.')[2] as string), 'no token signature anywhere in the log')
+  t.match(output, /no_token|bad_token|upgrade_refused/, 'the refusal itself is logged')
 })

@@ -51,6 +51,18 @@ function reconnectAtOnce (code: number): boolean {
   return code === 1001 || code === 4008
 }
 
+/** The `exp` of a JWT in ms, read without verifying (the server verifies); undefined when there is none. */
+function expiryOf (token: string): number | undefined {
+  try {
+    const payload = token.split('.')[1] ?? ''
+    const json = atob(payload.replace(/-/g, '+').replace(/_/g, '/'))
+    const exp = (JSON.parse(json) as { exp?: unknown }).exp
+    return typeof exp === 'number' ? exp * 1000 : undefined
+  } catch {
+    return undefined
+  }
+}
+
 function randomId (): string {
   const crypto = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto
   return crypto?.randomUUID?.() ?? `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`
@@ -78,6 +90,8 @@ export class Switchboard extends Emitter<SwitchboardEvents> {
   private readonly rooms = new Map<string, Room<never>>()
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined
   private livenessTimer: ReturnType<typeof setInterval> | undefined
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined
+  private token: string | undefined
   private lastReceived = 0
   private readyWaiters: { resolve: () => void, reject: (error: Error) => void }[] = []
   private readonly WebSocketImpl: WebSocketConstructor
@@ -185,6 +199,7 @@ export class Switchboard extends Emitter<SwitchboardEvents> {
     let url = this.url
     try {
       const token = this.options.getToken !== undefined ? await this.options.getToken() : this.options.token
+      this.token = token
       if (token !== undefined) url += `${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`
     } catch (error) {
       this.emit('error', error as Error)
@@ -233,6 +248,7 @@ export class Switchboard extends Emitter<SwitchboardEvents> {
     this.attempt = 0
     this.setState('connected')
     this.watchLiveness(frame.heartbeatMs as number)
+    this.scheduleRefresh()
     for (const room of this.rooms.values()) room.join().catch((error: unknown) => { this.emit('error', error as Error) })
     this.emit('connected', { client: this.client })
     for (const waiter of this.readyWaiters.splice(0)) waiter.resolve()
@@ -252,6 +268,27 @@ export class Switchboard extends Emitter<SwitchboardEvents> {
     }, heartbeatMs)
   }
 
+  /**
+   * With `getToken`, a new token is sent ({"op":"refresh"}) 10 s before the current one expires, so the
+   * server does not close the connection with 4001; if that fails, the 4001 close reconnects with a fresh one.
+   */
+  private scheduleRefresh (): void {
+    clearTimeout(this.refreshTimer)
+    const getToken = this.options.getToken
+    const expiresAt = this.token === undefined ? undefined : expiryOf(this.token)
+    if (getToken === undefined || expiresAt === undefined) return
+    this.refreshTimer = setTimeout(async () => {
+      try {
+        const token = await getToken()
+        await this.request({ op: 'refresh', token })
+        this.token = token
+        this.scheduleRefresh()
+      } catch (error) {
+        this.emit('error', error as Error)
+      }
+    }, Math.max(1000, expiresAt - Date.now() - 10_000))
+  }
+
   private closed (code: number, reason: string): void {
     this.teardown(code, reason)
     if (!this.wanted) return
@@ -265,6 +302,7 @@ export class Switchboard extends Emitter<SwitchboardEvents> {
 
   private teardown (code: number, reason: string): void {
     clearInterval(this.livenessTimer)
+    clearTimeout(this.refreshTimer)
     this.socket = undefined
     for (const [ref, waiting] of this.pending) {
       clearTimeout(waiting.timer)

@@ -12,6 +12,8 @@ export interface PublishRequest {
   readonly ts: number
   /** Client id of the publisher; absent for server-side publishes. */
   readonly from?: string | undefined
+  /** The publisher's `sub`, when it connected with a token. */
+  readonly user?: string | undefined
   /** Delivery deadline in the outbox; history keeps the message regardless. */
   readonly ttlMs?: number | undefined
   /** Latest-value conflation key, scoped to the room. */

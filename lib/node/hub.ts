@@ -47,6 +47,8 @@ export interface PublishOptions {
   key?: string | undefined
   /** Client id of the publisher; absent for server-side publishes. */
   from?: string | undefined
+  /** The publisher's `sub`, when it connected with a token. */
+  user?: string | undefined
   /** Idempotency id (see PublishRequest). */
   id?: string | undefined
 }
@@ -186,6 +188,7 @@ export class Hub {
       priority: options.priority,
       ts: Date.now(),
       from: options.from,
+      user: options.user,
       ttlMs: options.ttlMs,
       key: options.key,
       id: options.id

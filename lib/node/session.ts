@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import type { Identity } from '../auth/jwt.js'
 import { performance } from 'node:perf_hooks'
 import type { WebSocket } from 'ws'
 import { Opcode, createControlFrame, createFrame, encodeControlFrame, type OutgoingFrame } from '../delivery/frame.js'
@@ -19,6 +20,7 @@ export const CloseCode = {
   goingAway: 1001,
   policyViolation: 1008,
   messageTooBig: 1009,
+  tokenExpired: 4001,
   slowConsumer: 4008
 } as const
 
@@ -74,8 +76,12 @@ export class ClientSession implements OpSession, OutboxListeners, PeerCloseListe
   private gaps: Map<DropReason, Map<string, number[]>> | undefined
   /** The last gap frame per reason and room, grown in place while it still waits in the outbox. */
   private gapReports: Map<string, GapReport> | undefined
+  user: string | undefined
+  userInfo: unknown
+  /** Closes the connection with 4001 at the token's exp, unless a refresh moves it. */
+  private expiry: ReturnType<typeof setTimeout> | undefined
 
-  constructor (private readonly socket: WebSocket, private readonly context: SessionContext) {
+  constructor (private readonly socket: WebSocket, private readonly context: SessionContext, identity?: Identity) {
     this.tokens = context.settings.rateLimitBurst
     const socketWithSession = socket as WebSocket & { [kSession]?: ClientSession }
     socketWithSession[kSession] = this
@@ -94,8 +100,21 @@ export class ClientSession implements OpSession, OutboxListeners, PeerCloseListe
     const { heartbeatMs, maxPayload, perMessageDeflate, perMessageDeflateThreshold } = context.settings
     const deflate = perMessageDeflate ? negotiatedDeflate(socket, perMessageDeflateThreshold) : undefined
     this.outbox = context.outboxes.create(stream, this, deflate)
+    if (identity !== undefined) this.authenticate(identity)
     context.hub.connect(this)
     this.send(encodeWelcome(this.id, heartbeatMs, maxPayload))
+  }
+
+  authenticate (identity: Identity): void {
+    this.user = identity.user
+    this.userInfo = identity.info
+    clearTimeout(this.expiry)
+    if (identity.expiresAt === undefined) return
+    this.expiry = setTimeout(() => {
+      this.context.events.info('token_expired', { client: this.id, user: this.user }, 'closed a connection whose token expired (4001)')
+      void this.close(CloseCode.tokenExpired, 'token expired')
+    }, Math.max(0, identity.expiresAt - Date.now()))
+    this.expiry.unref()
   }
 
   get rooms (): Set<string> {
@@ -318,6 +337,7 @@ export class ClientSession implements OpSession, OutboxListeners, PeerCloseListe
   dispose (): void {
     if (this.disposed) return
     this.disposed = true
+    clearTimeout(this.expiry)
     const { hub, outboxes, workerPool } = this.context
     hub.disconnect(this, this.joined ?? [])
     this.joined = undefined

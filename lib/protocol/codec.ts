@@ -129,11 +129,14 @@ export interface MessageFields {
   readonly priority: Priority
   readonly ts: number
   readonly from?: string | undefined
+  /** The publisher's `sub`, when it connected with a token. */
+  readonly user?: string | undefined
 }
 
 function messageBody (message: MessageFields): string {
   const fromPart = message.from === undefined ? '' : `,"from":"${message.from}"`
-  return `"seq":${message.seq},"data":${message.data},"priority":"${PRIORITY_NAMES[message.priority]}","ts":${message.ts}${fromPart}`
+  const userPart = message.user === undefined ? '' : `,"user":${JSON.stringify(message.user)}`
+  return `"seq":${message.seq},"data":${message.data},"priority":"${PRIORITY_NAMES[message.priority]}","ts":${message.ts}${fromPart}${userPart}`
 }
 
 export function encodeMessage (message: MessageFields): string {

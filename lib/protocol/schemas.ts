@@ -79,6 +79,8 @@ export const OP_SCHEMAS = {
   }),
   history: Type.Object({ op: Type.Literal('history'), ref, room: RoomSchema, ...HISTORY_FIELDS }),
   presence: Type.Object({ op: Type.Literal('presence'), ref, room: RoomSchema, ...PRESENCE_FIELDS }),
+  /** A new connection token before the current one expires: same `sub`, later `exp`. */
+  refresh: Type.Object({ op: Type.Literal('refresh'), ref, token: Type.String({ minLength: 1, maxLength: 8192 }) }),
   task: Type.Object({ op: Type.Literal('task'), ref, ...TASK_FIELDS }),
   ping: Type.Object({ op: Type.Literal('ping'), ref })
 } satisfies Record<string, TSchema>
@@ -91,8 +93,9 @@ export type PublishOp = Static<typeof OP_SCHEMAS.publish>
 export type BroadcastOp = Static<typeof OP_SCHEMAS.broadcast>
 export type HistoryOp = Static<typeof OP_SCHEMAS.history>
 export type PresenceOp = Static<typeof OP_SCHEMAS.presence>
+export type RefreshOp = Static<typeof OP_SCHEMAS.refresh>
 export type TaskOp = Static<typeof OP_SCHEMAS.task>
 export type PingOp = Static<typeof OP_SCHEMAS.ping>
 /** `msg:<text>` of the seed protocol: publish the text to every room the connection joined. */
 export interface SayOp { op: 'say', text: string, ref?: undefined }
-export type ClientOp = JoinOp | LeaveOp | PublishOp | BroadcastOp | HistoryOp | PresenceOp | TaskOp | PingOp | SayOp
+export type ClientOp = JoinOp | LeaveOp | PublishOp | BroadcastOp | HistoryOp | PresenceOp | RefreshOp | TaskOp | PingOp | SayOp

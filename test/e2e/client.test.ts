@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
+import { SignJWT } from 'jose'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import switchboard, { type SwitchboardOptions } from '../../app.js'
@@ -79,4 +80,27 @@ t.test('a server restart surfaces reset, and the room goes on from the new strea
   await second.app.hub.publish('r', 'after', { priority: Priority.normal })
   while (messages.length < 2) await new Promise(resolve => setTimeout(resolve, 5))
   t.same(messages, ['before', 'after'])
+})
+
+t.test('with getToken, the client refreshes its token before exp and keeps its connection', async t => {
+  const secret = 'client-refresh-secret-of-32-bytes'
+  const { url } = await start(t, { jwtSecret: secret, jwtClockToleranceS: 0 })
+  let issued = 0
+  const getToken = async (): Promise<string> => {
+    issued++
+    return new SignJWT({ sub: 'frank' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(Math.floor(Date.now() / 1000) + 11).sign(new TextEncoder().encode(secret))
+  }
+  const sb = new Switchboard(url, { WebSocket: WebSocket as unknown as WebSocketConstructor, getToken, minReconnectDelay: 5 })
+  t.teardown(() => sb.disconnect())
+  const disconnects: number[] = []
+  sb.on('disconnected', d => disconnects.push(d.code))
+  sb.connect()
+  await sb.ready()
+  const client = sb.client
+  // The first token expires 11 s in; the refresh goes 10 s before that.
+  await new Promise(resolve => setTimeout(resolve, 12_000))
+  t.ok(issued >= 2, `${issued} tokens issued`)
+  t.same(disconnects, [], 'never closed with 4001')
+  t.equal(sb.client, client, 'the same connection')
+  t.match(await sb.request({ op: 'ping' }), { op: 'pong' })
 })

@@ -59,6 +59,7 @@ function publicationOf (request: PublishRequest, seq: number, epoch: string): Pu
     priority: request.priority,
     ts: request.ts,
     from: request.from,
+    user: request.user,
     ttlMs: request.ttlMs,
     key: request.key,
     id: request.id,
@@ -68,7 +69,7 @@ function publicationOf (request: PublishRequest, seq: number, epoch: string): Pu
 }
 
 function entryBytes (publication: Publication): number {
-  return ENTRY_OVERHEAD + publication.data.length + (publication.from?.length ?? 0) + (publication.key?.length ?? 0) + (publication.id?.length ?? 0)
+  return ENTRY_OVERHEAD + publication.data.length + (publication.from?.length ?? 0) + (publication.user?.length ?? 0) + (publication.key?.length ?? 0) + (publication.id?.length ?? 0)
 }
 
 /**

@@ -6,6 +6,7 @@ import { leave } from './leave.js'
 import { ping } from './ping.js'
 import { presence } from './presence.js'
 import { publish } from './publish.js'
+import { refresh } from './refresh.js'
 import { say } from './say.js'
 import { task } from './task.js'
 import type { OpHandler } from './types.js'
@@ -19,6 +20,7 @@ export const OP_HANDLERS: { [K in ClientOp['op']]: OpHandler<Extract<ClientOp, {
   broadcast,
   history,
   presence,
+  refresh,
   task,
   ping
 }

@@ -18,7 +18,7 @@ export const join: OpHandler<JoinOp> = {
       throw new OpError('bad_request', `join: info is over PRESENCE_INFO_MAX_BYTES (${settings.presenceInfoMaxBytes} bytes of JSON)`)
     }
     session.rooms.add(room)
-    const joined = hub.join(session, room, { since, watch: op.presence === true, info: op.info })
+    const joined = hub.join(session, room, { since, watch: op.presence === true, user: session.user, info: session.userInfo ?? op.info })
     if (!isPromise(joined)) return answerOf(session, context, room, joined)
     return joined.then(result => answerOf(session, context, room, result), (error: unknown) => {
       // An engine that failed mid-join must not leave the connection half in the room.

@@ -7,7 +7,7 @@ import { requireMember, type Answer, type OpHandler } from './types.js'
 export const publish: OpHandler<PublishOp> = {
   run (op, session, { hub }) {
     requireMember(session, op.room, 'publishing to it')
-    const outcome = hub.publish(op.room, op.data, { priority: priorityOf(op.priority), ttlMs: op.ttlMs, key: op.key, from: session.id, id: op.id })
+    const outcome = hub.publish(op.room, op.data, { priority: priorityOf(op.priority), ttlMs: op.ttlMs, key: op.key, from: session.id, user: session.user, id: op.id })
     return isPromise(outcome) ? outcome.then(answerOf) : answerOf(outcome)
   }
 }

@@ -6,7 +6,7 @@ import { OpError, type OpHandler } from './types.js'
 export const say: OpHandler<SayOp> = {
   run (op, session, { hub }) {
     if (session.rooms.size === 0) throw new OpError('not_member', 'join a room before msg:')
-    for (const room of session.rooms) void hub.publish(room, op.text, { priority: Priority.normal, from: session.id })
+    for (const room of session.rooms) void hub.publish(room, op.text, { priority: Priority.normal, from: session.id, user: session.user })
     return undefined
   }
 }

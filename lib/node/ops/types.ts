@@ -1,3 +1,4 @@
+import type { Identity, TokenVerifier } from '../../auth/jwt.js'
 import type { OutboxRegistry } from '../../delivery/outbox.js'
 import type { Awaitable } from '../../engine/types.js'
 import type { ErrorCode } from '../../protocol/errors.js'
@@ -26,6 +27,8 @@ export interface SessionContext {
   readonly workerPool: WorkerPool
   readonly settings: SessionSettings
   readonly events: ConnectionEvents
+  /** Verifies connection tokens; undefined when no JWT key is configured (everyone is anonymous). */
+  readonly tokens: TokenVerifier | undefined
   isDraining (): boolean
 }
 
@@ -36,6 +39,12 @@ export interface OpSession extends Connection {
   isIn (room: string): boolean
   /** Drops what the session keeps about a room it left (its last gap reports). */
   forgetRoom (room: string): void
+  /** The token's `sub`; undefined for an anonymous connection. */
+  readonly user: string | undefined
+  /** The token's `info` claim, shown in presence. */
+  readonly userInfo: unknown
+  /** A verified token for this connection: its expiry moves to the token's `exp`. */
+  authenticate (identity: Identity): void
 }
 
 /**

@@ -43,6 +43,7 @@ t.test('what a read chunk produced is written when the chunk has been parsed, no
     workerPool: { cancelOwner () {} } as unknown as WorkerPool,
     settings: loadConfig({}),
     events: new ConnectionEvents({ info () {}, warn () {} }),
+    tokens: undefined,
     isDraining: () => false
   }
   new ClientSession(socket as unknown as WebSocket, context)
