@@ -31,7 +31,8 @@ const app = Fastify({
   connectionTimeout: 60_000,
   keepAliveTimeout: 5_000,
   // The shutdown budget covers draining; lingering keep-alive HTTP sockets must not add to it.
-  forceCloseConnections: 'idle'
+  forceCloseConnections: 'idle',
+  trustProxy: config.trustProxy
 })
 
 // The app runs at the root here, so the root's 404s answer in its {code, message} shape too.

@@ -1,6 +1,9 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { WebSocket } from 'ws'
 import { AuthError, TokenVerifier, tokenOf, type Identity } from '../lib/auth/jwt.js'
+import { RoomPolicy } from '../lib/auth/permissions.js'
+import { ConnectionLimits } from '../lib/node/connection-limits.js'
+import { ERROR_STATUS } from '../lib/protocol/errors.js'
 import { parseAllowedOrigins, type Config } from '../lib/config.js'
 import { Opcode, createControlFrame, encodeControlFrame } from '../lib/delivery/frame.js'
 import { ConnectionEvents } from '../lib/node/connection-events.js'
@@ -22,6 +25,9 @@ const wsRoute: FastifyPluginAsync<WsRouteOptions> = async (fastify, opts) => {
   const tokens = TokenVerifier.fromSettings(config)
   if (tokens === undefined) fastify.log.warn('no JWT_SECRET, JWT_PUBLIC_KEY or JWKS_URL: every WebSocket connection is anonymous and may join any room')
   const anonymousAllowed = tokens === undefined || config.allowAnonymous
+  const policy = config.roomsConfig === '' ? RoomPolicy.open() : RoomPolicy.fromFile(config.roomsConfig)
+  if (policy.isOpen) fastify.log.warn('no ROOMS_CONFIG: every room is open to every connection (join, publish, history, presence)')
+  const limits = new ConnectionLimits(config)
   /** Identities verified at the upgrade, until the WebSocket handler picks them up. */
   const identities = new WeakMap<object, Identity>()
   const context: SessionContext = {
@@ -31,6 +37,8 @@ const wsRoute: FastifyPluginAsync<WsRouteOptions> = async (fastify, opts) => {
     settings: config,
     events,
     tokens,
+    policy,
+    limits,
     isDraining: () => lifecycle.draining
   }
 
@@ -55,18 +63,26 @@ const wsRoute: FastifyPluginAsync<WsRouteOptions> = async (fastify, opts) => {
       }
       // Verified before the upgrade: a bad token gets 401 and no WebSocket is ever made.
       const token = tokens === undefined ? undefined : tokenOf(request.query, request.headers)
-      if (token === undefined) {
-        if (anonymousAllowed) return
+      if (token === undefined && !anonymousAllowed) {
         events.info('upgrade_refused', { ip: request.ip, reason: 'no_token' }, 'refused a WebSocket upgrade without a token')
         return reply.code(401).send({ code: 'unauthorized', message: 'a token is required: ?token=, Sec-WebSocket-Protocol or Authorization: Bearer' })
       }
-      try {
-        identities.set(request.raw, await (tokens as TokenVerifier).verify(token))
-      } catch (error) {
-        if (!(error instanceof AuthError)) throw error
-        events.info('upgrade_refused', { ip: request.ip, reason: 'bad_token' }, 'refused a WebSocket upgrade with an invalid token')
-        return reply.code(401).send({ code: 'unauthorized', message: error.message })
+      let identity: Identity | undefined
+      if (token !== undefined) {
+        try {
+          identity = await (tokens as TokenVerifier).verify(token)
+        } catch (error) {
+          if (!(error instanceof AuthError)) throw error
+          events.info('upgrade_refused', { ip: request.ip, reason: 'bad_token' }, 'refused a WebSocket upgrade with an invalid token')
+          return reply.code(401).send({ code: 'unauthorized', message: error.message })
+        }
       }
+      const refusal = limits.refusal(request.ip, identity?.user)
+      if (refusal !== undefined) {
+        events.warn('upgrade_refused', { ip: request.ip, user: identity?.user, reason: refusal.code }, 'refused a WebSocket upgrade over a connection limit')
+        return reply.code(ERROR_STATUS[refusal.code]).send(refusal)
+      }
+      if (identity !== undefined) identities.set(request.raw, identity)
     }
   }, (socket: WebSocket, request) => {
     // Our connections are ours to drain and close: a host's @fastify/websocket closes every socket it
@@ -74,7 +90,7 @@ const wsRoute: FastifyPluginAsync<WsRouteOptions> = async (fastify, opts) => {
     // A host may run without client tracking (clientTracking: false): then there is nothing to remove.
     fastify.websocketServer.clients?.delete(socket)
     // The session registers itself with the hub and unregisters when the socket closes.
-    new ClientSession(socket, context, identities.get(request.raw))
+    new ClientSession(socket, context, identities.get(request.raw), request.ip)
   })
 }
 

@@ -2,6 +2,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose'
 import { ConfigError } from '../config.js'
+import { CAPABILITIES, grantsOf, roomGrant, type Capability, type Grant } from './permissions.js'
 
 export interface JwtSettings {
   jwtSecret: string
@@ -20,7 +21,12 @@ export interface Identity {
   readonly info?: unknown
   /** ms since the epoch; absent for a token without `exp`. */
   readonly expiresAt?: number
+  /** The `rooms` claim: capabilities on room patterns. */
+  readonly grants: readonly Grant[]
 }
+
+/** What a per-room token (a join's `token`) grants when it names no `capabilities`. */
+const ROOM_TOKEN_DEFAULT: readonly Capability[] = ['join', 'history', 'presence']
 
 export class AuthError extends Error {
   override name = 'AuthError'
@@ -87,6 +93,32 @@ export class TokenVerifier {
   }
 
   async verify (token: string): Promise<Identity> {
+    const payload = await this.payloadOf(token)
+    if (typeof payload.sub !== 'string' || payload.sub === '') throw new AuthError('invalid token: no sub claim')
+    const grants = payload.rooms === undefined ? [] : grantsOf(payload.rooms)
+    if (grants === undefined) throw new AuthError(`invalid token: the rooms claim must map room patterns to lists of ${CAPABILITIES.join(', ')}`)
+    const identity: { user: string, info?: unknown, expiresAt?: number, grants: readonly Grant[] } = { user: payload.sub, grants }
+    if (payload.info !== undefined) identity.info = payload.info
+    if (typeof payload.exp === 'number') identity.expiresAt = payload.exp * 1000
+    return identity
+  }
+
+  /**
+   * A per-room token: its `room` must be the room joined and its `sub` the connection's; it grants
+   * its `capabilities` (join, history and presence when it names none) on that room alone.
+   */
+  async verifyRoomToken (token: string, room: string, user: string | undefined): Promise<Grant> {
+    const payload = await this.payloadOf(token)
+    if (payload.room !== room) throw new AuthError(`the room token is for ${JSON.stringify(payload.room)}, not ${room}`)
+    if (user === undefined || payload.sub !== user) throw new AuthError('the room token is for another user than this connection')
+    const capabilities = payload.capabilities ?? ROOM_TOKEN_DEFAULT
+    if (!Array.isArray(capabilities) || !capabilities.every(c => CAPABILITIES.includes(c as Capability))) {
+      throw new AuthError(`the room token's capabilities must be a list of ${CAPABILITIES.join(', ')}`)
+    }
+    return roomGrant(room, capabilities as Capability[])
+  }
+
+  private async payloadOf (token: string): Promise<Record<string, unknown> & { sub?: string, exp?: number }> {
     let payload
     try {
       const options = {
@@ -103,11 +135,7 @@ export class TokenVerifier {
     } catch (error) {
       throw new AuthError(`invalid token: ${(error as Error).message}`)
     }
-    if (typeof payload.sub !== 'string' || payload.sub === '') throw new AuthError('invalid token: no sub claim')
-    const identity: { user: string, info?: unknown, expiresAt?: number } = { user: payload.sub }
-    if (payload.info !== undefined) identity.info = payload.info
-    if (typeof payload.exp === 'number') identity.expiresAt = payload.exp * 1000
-    return identity
+    return payload
   }
 }
 

@@ -180,8 +180,7 @@ export class Hub {
   }
 
   publish (room: string, data: unknown, options: PublishOptions): Awaitable<PublishResult> {
-    const local = this.index.get(room)
-    const recipients = local === undefined ? 0 : local.members.size + (local.pending?.size ?? 0)
+    const recipients = this.localMembers(room)
     const outcome = this.engine.publish({
       room,
       data: JSON.stringify(data) ?? 'null',
@@ -209,6 +208,12 @@ export class Hub {
 
   presence (room: string, limit: number, cursor?: string): Awaitable<PresencePage> {
     return this.engine.presence.page(room, limit, cursor)
+  }
+
+  /** Members of the room on this node, pending ones included. */
+  localMembers (room: string): number {
+    const local = this.index.get(room)
+    return local === undefined ? 0 : local.members.size + (local.pending?.size ?? 0)
   }
 
   /** Room names with their member counts on this node. */

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Identity } from '../auth/jwt.js'
+import type { Grant } from '../auth/permissions.js'
 import { performance } from 'node:perf_hooks'
 import type { WebSocket } from 'ws'
 import { Opcode, createControlFrame, createFrame, encodeControlFrame, type OutgoingFrame } from '../delivery/frame.js'
@@ -78,10 +79,12 @@ export class ClientSession implements OpSession, OutboxListeners, PeerCloseListe
   private gapReports: Map<string, GapReport> | undefined
   user: string | undefined
   userInfo: unknown
+  grants: readonly Grant[] = []
+  readonly capabilities = new Map<string, number>()
   /** Closes the connection with 4001 at the token's exp, unless a refresh moves it. */
   private expiry: ReturnType<typeof setTimeout> | undefined
 
-  constructor (private readonly socket: WebSocket, private readonly context: SessionContext, identity?: Identity) {
+  constructor (private readonly socket: WebSocket, private readonly context: SessionContext, identity?: Identity, private readonly ip = '') {
     this.tokens = context.settings.rateLimitBurst
     const socketWithSession = socket as WebSocket & { [kSession]?: ClientSession }
     socketWithSession[kSession] = this
@@ -101,6 +104,7 @@ export class ClientSession implements OpSession, OutboxListeners, PeerCloseListe
     const deflate = perMessageDeflate ? negotiatedDeflate(socket, perMessageDeflateThreshold) : undefined
     this.outbox = context.outboxes.create(stream, this, deflate)
     if (identity !== undefined) this.authenticate(identity)
+    context.limits.opened(ip, this.user)
     context.hub.connect(this)
     this.send(encodeWelcome(this.id, heartbeatMs, maxPayload))
   }
@@ -108,6 +112,7 @@ export class ClientSession implements OpSession, OutboxListeners, PeerCloseListe
   authenticate (identity: Identity): void {
     this.user = identity.user
     this.userInfo = identity.info
+    this.grants = identity.grants
     clearTimeout(this.expiry)
     if (identity.expiresAt === undefined) return
     this.expiry = setTimeout(() => {
@@ -338,7 +343,8 @@ export class ClientSession implements OpSession, OutboxListeners, PeerCloseListe
     if (this.disposed) return
     this.disposed = true
     clearTimeout(this.expiry)
-    const { hub, outboxes, workerPool } = this.context
+    const { hub, outboxes, workerPool, limits } = this.context
+    limits.closed(this.ip, this.user)
     hub.disconnect(this, this.joined ?? [])
     this.joined = undefined
     outboxes.release(this.outbox)

@@ -16,8 +16,10 @@ export const ERROR_STATUS = {
   task_failed: 422,
   rate_limited: 429,
   overloaded: 429,
+  connection_limit: 429,
   internal: 500,
   shutting_down: 503,
+  server_full: 503,
   timeout: 504
 } as const satisfies Record<string, number>
 

@@ -67,7 +67,9 @@ export const OP_SCHEMAS = {
     /** Receive joined/left events for this room. */
     presence: Type.Optional(Type.Boolean()),
     /** Shown to others in presence; its JSON is bounded by PRESENCE_INFO_MAX_BYTES. */
-    info: Type.Optional(Type.Record(Type.String(), Type.Unknown()))
+    info: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    /** A per-room token: `room` and `sub` claims naming this room and this connection's user. */
+    token: Type.Optional(Type.String({ minLength: 1, maxLength: 8192 }))
   }),
   leave: Type.Object({ op: Type.Literal('leave'), ref, room: RoomSchema }),
   publish: Type.Object({ op: Type.Literal('publish'), ref, room: RoomSchema, ...PUBLISH_FIELDS }),

@@ -1,4 +1,6 @@
+import { Can } from '../../auth/permissions.js'
 import { isPromise } from '../../engine/composed.js'
+import type { Awaitable } from '../../engine/types.js'
 import type { JoinOp } from '../../protocol/schemas.js'
 import type { JoinResult } from '../hub.js'
 import { OpError, type Answer, type OpHandler, type OpSession, type SessionContext } from './types.js'
@@ -17,16 +19,37 @@ export const join: OpHandler<JoinOp> = {
     if (op.info !== undefined && Buffer.byteLength(JSON.stringify(op.info)) > settings.presenceInfoMaxBytes) {
       throw new OpError('bad_request', `join: info is over PRESENCE_INFO_MAX_BYTES (${settings.presenceInfoMaxBytes} bytes of JSON)`)
     }
-    session.rooms.add(room)
-    const joined = hub.join(session, room, { since, watch: op.presence === true, user: session.user, info: session.userInfo ?? op.info })
-    if (!isPromise(joined)) return answerOf(session, context, room, joined)
-    return joined.then(result => answerOf(session, context, room, result), (error: unknown) => {
-      // An engine that failed mid-join must not leave the connection half in the room.
-      session.rooms.delete(room)
-      hub.leave(session, room)
-      throw error
-    })
+    if (op.token === undefined) return enter(op, session, context, 0)
+    if (context.tokens === undefined) throw new OpError('bad_request', 'no JWT key is configured: a room token cannot be checked')
+    return context.tokens.verifyRoomToken(op.token, room, session.user).then(
+      grant => enter(op, session, context, grant.bits),
+      (error: unknown) => { throw new OpError('forbidden', (error as Error).message) }
+    )
   }
+}
+
+/** Joins once the capabilities are known: the namespace's and the token's, plus a room token's `extra`. */
+function enter (op: JoinOp, session: OpSession, context: SessionContext, extra: number): Awaitable<Answer> {
+  const { hub, policy } = context
+  const { room, since } = op
+  const capabilities = policy.decide(room, session) | extra
+  if ((capabilities & Can.join) === 0) throw new OpError('forbidden', `no join capability on ${room}`)
+  const namespace = policy.namespaceOf(room)
+  if (namespace?.maxMembers !== undefined && hub.membership(session, room) === undefined && hub.localMembers(room) >= namespace.maxMembers) {
+    throw new OpError('forbidden', `${room} is full (${namespace.maxMembers} members)`)
+  }
+  session.capabilities.set(room, capabilities)
+  session.rooms.add(room)
+  const watch = op.presence === true && namespace?.presenceEvents !== false
+  const joined = hub.join(session, room, { since, watch, user: session.user, info: session.userInfo ?? op.info })
+  if (!isPromise(joined)) return answerOf(session, context, room, joined)
+  return joined.then(result => answerOf(session, context, room, result), (error: unknown) => {
+    // An engine that failed mid-join must not leave the connection half in the room.
+    session.rooms.delete(room)
+    session.capabilities.delete(room)
+    hub.leave(session, room)
+    throw error
+  })
 }
 
 function answerOf (session: OpSession, { hub }: SessionContext, room: string, result: JoinResult): Answer {

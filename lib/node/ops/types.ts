@@ -1,10 +1,12 @@
 import type { Identity, TokenVerifier } from '../../auth/jwt.js'
+import { Can, type Capability, type Grant, type RoomPolicy } from '../../auth/permissions.js'
 import type { OutboxRegistry } from '../../delivery/outbox.js'
 import type { Awaitable } from '../../engine/types.js'
 import type { ErrorCode } from '../../protocol/errors.js'
 import type { ClientOp } from '../../protocol/schemas.js'
 import type { WorkerPool } from '../../tasks/types.js'
 import type { ConnectionEvents } from '../connection-events.js'
+import type { ConnectionLimits } from '../connection-limits.js'
 import type { Connection, Hub } from '../hub.js'
 
 export interface SessionSettings {
@@ -29,6 +31,9 @@ export interface SessionContext {
   readonly events: ConnectionEvents
   /** Verifies connection tokens; undefined when no JWT key is configured (everyone is anonymous). */
   readonly tokens: TokenVerifier | undefined
+  /** Who may do what in which room (ROOMS_CONFIG and the tokens' grants). */
+  readonly policy: RoomPolicy
+  readonly limits: ConnectionLimits
   isDraining (): boolean
 }
 
@@ -43,8 +48,12 @@ export interface OpSession extends Connection {
   readonly user: string | undefined
   /** The token's `info` claim, shown in presence. */
   readonly userInfo: unknown
-  /** A verified token for this connection: its expiry moves to the token's `exp`. */
+  /** The grants of the connection's token. */
+  readonly grants: readonly Grant[]
+  /** A verified token for this connection: its expiry moves to the token's `exp`, its grants apply. */
   authenticate (identity: Identity): void
+  /** Capabilities (Can bits) decided when the room was joined, kept until it is left. */
+  readonly capabilities: Map<string, number>
 }
 
 /**
@@ -76,4 +85,9 @@ export interface OpHandler<O extends ClientOp> {
 
 export function requireMember (session: OpSession, room: string, action: string): void {
   if (!session.isIn(room)) throw new OpError('not_member', `join ${room} before ${action}`)
+}
+
+/** A member's capability on a room, from the decision cached at its join: no pattern is matched here. */
+export function requireCapability (session: OpSession, room: string, capability: Exclude<Capability, 'join'>): void {
+  if (((session.capabilities.get(room) ?? 0) & Can[capability]) === 0) throw new OpError('forbidden', `no ${capability} capability on ${room}`)
 }

@@ -1,11 +1,13 @@
 import { EventEmitter } from 'node:events'
 import t from 'tap'
 import type { WebSocket } from 'ws'
+import { RoomPolicy } from '../../../lib/auth/permissions.js'
 import { loadConfig } from '../../../lib/config.js'
 import { createMemoryEngine } from '../../../lib/engine/memory/index.js'
 import { Hub } from '../../../lib/node/hub.js'
 import { OutboxRegistry } from '../../../lib/delivery/outbox.js'
 import { ConnectionEvents } from '../../../lib/node/connection-events.js'
+import { ConnectionLimits } from '../../../lib/node/connection-limits.js'
 import { ClientSession, type SessionContext } from '../../../lib/node/session.js'
 import type { WorkerPool } from '../../../lib/tasks/types.js'
 import { FakeSink } from '../../helpers/fake-sink.js'
@@ -44,6 +46,8 @@ t.test('what a read chunk produced is written when the chunk has been parsed, no
     settings: loadConfig({}),
     events: new ConnectionEvents({ info () {}, warn () {} }),
     tokens: undefined,
+    policy: RoomPolicy.open(),
+    limits: new ConnectionLimits({ maxConnections: 0, maxConnectionsPerIp: 0, maxConnectionsPerUser: 0 }),
     isDraining: () => false
   }
   new ClientSession(socket as unknown as WebSocket, context)

@@ -1,0 +1,55 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { SignJWT } from 'jose'
+import t from 'tap'
+import { TestClient, listenApp } from '../helpers/app.js'
+
+const SECRET = 'permissions-secret-of-32-bytes-ok'
+const sign = (claims: Record<string, unknown>): Promise<string> =>
+  new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(SECRET))
+
+const namespaces = {
+  namespaces: [
+    { rooms: 'chat:*', join: 'authenticated', publish: 'authenticated', history: 'authenticated', presence: 'authenticated', maxMembers: 2 },
+    { rooms: 'news:*', join: 'anyone', publish: 'server', history: 'anyone', presence: 'server', presenceEvents: false },
+    { rooms: 'private:*', join: 'granted', publish: 'granted', history: 'granted', presence: 'granted' }
+  ]
+}
+
+t.test('namespaces, grants and per-room tokens over the WebSocket; refusals say which capability on which room', async t => {
+  const file = join(mkdtempSync(join(tmpdir(), 'rooms-')), 'rooms.json')
+  writeFileSync(file, JSON.stringify(namespaces))
+  const { app, url } = await listenApp(t, { jwtSecret: SECRET, allowAnonymous: true, roomsConfig: file, apiKey: 'k' })
+  const anonymous = await TestClient.connect(`${url}/ws`)
+  const alice = await TestClient.connect(`${url}/ws?token=${await sign({ sub: 'alice' })}`)
+  const bob = await TestClient.connect(`${url}/ws?token=${await sign({ sub: 'bob', rooms: { 'private:b*': ['join', 'history'] } })}`)
+
+  t.match(await anonymous.request({ op: 'join', room: 'chat:general' }), { op: 'error', code: 'forbidden', message: 'no join capability on chat:general' })
+  t.match(await alice.request({ op: 'join', room: 'chat:general' }), { op: 'reply', ok: true })
+  t.match(await alice.request({ op: 'publish', room: 'chat:general', data: 1 }), { op: 'reply', seq: 1 })
+  t.match(await anonymous.request({ op: 'join', room: 'news:today' }), { op: 'reply', ok: true }, 'news is open to anyone')
+  t.match(await anonymous.request({ op: 'publish', room: 'news:today', data: 'x' }), { op: 'error', code: 'forbidden', message: 'no publish capability on news:today' })
+  t.match(await anonymous.request({ op: 'presence', room: 'news:today' }), { op: 'error', code: 'forbidden', message: 'no presence capability on news:today' })
+  t.match(await anonymous.request({ op: 'history', room: 'news:today' }), { op: 'reply', ok: true })
+  const published = await app.inject({ method: 'POST', url: '/api/rooms/news:today/messages', headers: { authorization: 'Bearer k' }, payload: { data: 'from the backend' } })
+  t.equal(published.statusCode, 202, 'server-only publishing goes through the HTTP API')
+  t.match(await anonymous.op('message'), { data: 'from the backend' })
+
+  t.match(await bob.request({ op: 'join', room: 'private:bunker' }), { op: 'reply', ok: true }, 'a grant on private:b*')
+  t.match(await bob.request({ op: 'publish', room: 'private:bunker', data: 1 }), { op: 'error', code: 'forbidden', message: 'no publish capability on private:bunker' })
+  t.match(await bob.request({ op: 'join', room: 'private:attic' }), { op: 'error', code: 'forbidden' }, 'the grant does not cover it')
+  t.match(await alice.request({ op: 'join', room: 'private:attic' }), { op: 'error', code: 'forbidden' })
+  const roomToken = await sign({ sub: 'alice', room: 'private:attic', capabilities: ['join', 'publish'] })
+  t.match(await alice.request({ op: 'join', room: 'private:attic', token: roomToken }), { op: 'reply', ok: true }, 'a per-room token for this room and user')
+  t.match(await alice.request({ op: 'publish', room: 'private:attic', data: 'up here' }), { op: 'reply', seq: 1 })
+  t.match(await bob.request({ op: 'join', room: 'private:attic', token: roomToken }), { op: 'error', code: 'forbidden', message: /another user/ }, 'another user’s room token')
+  t.match(await alice.request({ op: 'join', room: 'private:cellar', token: roomToken }), { op: 'error', code: 'forbidden', message: /not private:cellar/ })
+
+  const carol = await TestClient.connect(`${url}/ws?token=${await sign({ sub: 'carol' })}`)
+  const dave = await TestClient.connect(`${url}/ws?token=${await sign({ sub: 'dave' })}`)
+  t.match(await carol.request({ op: 'join', room: 'chat:general' }), { op: 'reply', ok: true })
+  t.match(await dave.request({ op: 'join', room: 'chat:general' }), { op: 'error', code: 'forbidden', message: 'chat:general is full (2 members)' })
+  t.match((await app.inject('/metrics')).body, /^ws_protocol_errors_total\{code="forbidden"\} 9$/m, 'refusals are counted by code')
+  for (const client of [anonymous, alice, bob, carol, dave]) client.close()
+})
