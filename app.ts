@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify'
+import { parseApiKeys } from './lib/auth/bearer.js'
 import { ConfigError, SETTINGS, loadConfig, type ConfigOverrides, type SettingName } from './lib/config.js'
 import httpErrorsPlugin from './plugins/http-errors.js'
 import enginePlugin from './plugins/engine.js'
@@ -50,9 +51,10 @@ const switchboard: FastifyPluginAsync<SwitchboardOptions> = async (fastify, opts
   await fastify.register(healthRoutes)
   await fastify.register(wsRoute, { config })
   if (config.demo) await fastify.register(demoRoutes)
-  if (config.apiKey !== '') {
-    await fastify.register(apiRoutes, { prefix: '/api', apiKey: config.apiKey })
-    await fastify.register(taskRoutes, { prefix: '/api', apiKey: config.apiKey })
+  const apiKeys = parseApiKeys(config.apiKey, config.apiKeys)
+  if (apiKeys.length > 0) {
+    await fastify.register(apiRoutes, { prefix: '/api', apiKeys })
+    await fastify.register(taskRoutes, { prefix: '/api', apiKeys })
   }
 }
 

@@ -9,7 +9,7 @@ import type { Dialect } from './peer.js'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
-export const SERVER_NAMES = ['switchboard', 'ws', 'fastify', 'socketio', 'switchboard-deflate', 'switchboard-prev'] as const
+export const SERVER_NAMES = ['switchboard', 'ws', 'fastify', 'socketio', 'switchboard-deflate', 'switchboard-auth', 'switchboard-prev'] as const
 export type ServerName = (typeof SERVER_NAMES)[number]
 /** What a run compares unless told otherwise: Switchboard and the three baselines. */
 export const DEFAULT_SERVERS: ServerName[] = ['switchboard', 'ws', 'fastify', 'socketio']
@@ -32,6 +32,13 @@ const SERVERS: Record<ServerName, ServerDefinition> = {
   socketio: { entry: 'bench/baselines/socketio-server.ts', dialect: 'socketio', env: {} },
   // The same code with compression offered: it only changes anything for clients that offer it too.
   'switchboard-deflate': { entry: 'server.ts', dialect: 'v1', env: { ...SWITCHBOARD_ENV, PER_MESSAGE_DEFLATE: 'true' } },
+  // Permissions on: a JWT key (the bench connects anonymously, as ALLOW_ANONYMOUS lets it) and a
+  // namespace file, so every join decides capabilities and every publish checks them.
+  'switchboard-auth': {
+    entry: 'server.ts',
+    dialect: 'v1',
+    env: { ...SWITCHBOARD_ENV, JWT_SECRET: 'bench-secret-of-at-least-32-bytes', ALLOW_ANONYMOUS: 'true', ROOMS_CONFIG: 'bench/rooms-open.json' }
+  },
   'switchboard-prev': {
     entry: 'server.ts',
     dialect: 'v1',

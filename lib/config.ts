@@ -52,6 +52,7 @@ export const SETTINGS = {
   allowAnonymous: { env: 'ALLOW_ANONYMOUS', schema: Type.Boolean({ default: false }), doc: 'With a JWT key set, also accept connections without a token (true/false)' },
   roomsConfig: { env: 'ROOMS_CONFIG', schema: Type.String({ default: '' }), doc: 'Path of a JSON file of room namespaces (who may join, publish, read history, see presence); empty leaves every room open' },
   apiKey: { env: 'API_KEY', schema: Type.String({ default: '' }), doc: 'Bearer token for the HTTP API; empty disables the /api routes' },
+  apiKeys: { env: 'API_KEYS', schema: Type.String({ default: '' }), doc: 'More HTTP API keys, comma-separated: key (every scope) or key:scope+scope (publish, broadcast, tasks, read)' },
   defaultTask: { env: 'DEFAULT_TASK', schema: Type.String({ minLength: 1, maxLength: 64, default: 'echo' }), doc: 'Task that the text command task:<text> runs' },
   historySize: { env: 'HISTORY_SIZE', schema: integer(0, 1_000_000, 256), doc: 'Messages kept per room for history and recovery; 0 turns history off' },
   historyTtlMs: { env: 'HISTORY_TTL_MS', schema: integer(1000, 30 * 86_400_000, 300_000), doc: 'A room stream lives this long after its last publish; kept messages expire after it too' },

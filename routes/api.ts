@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyPluginAsync } from 'fastify'
-import { createBearerHook } from '../lib/auth/bearer.js'
+import { createBearerHook, type ApiKey, type ApiScope } from '../lib/auth/bearer.js'
 import { priorityOf } from '../lib/protocol/codec.js'
 import { PRIORITY_NAMES } from '../lib/protocol/priority.js'
 import {
@@ -15,8 +15,15 @@ import {
   TtlSchema
 } from '../lib/protocol/schemas.js'
 
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The API key scope a route needs (routes/api.ts, routes/tasks.ts). */
+    scope?: ApiScope
+  }
+}
+
 export interface ApiRoutesOptions {
-  apiKey: string
+  apiKeys: readonly ApiKey[]
 }
 
 const RoomParams = Type.Object({ room: RoomSchema })
@@ -34,9 +41,10 @@ const PresenceQuery = Type.Object(PRESENCE_FIELDS, { additionalProperties: false
 const apiRoutes: FastifyPluginAsync<ApiRoutesOptions> = async (fastify, opts) => {
   const { hub } = fastify
 
-  fastify.addHook('onRequest', createBearerHook(opts.apiKey))
+  fastify.addHook('onRequest', createBearerHook(opts.apiKeys))
 
   fastify.post<{ Params: Static<typeof RoomParams>, Body: Static<typeof PublishBody>, Headers: Static<typeof PublishHeaders> }>('/rooms/:room/messages', {
+    config: { scope: 'publish' },
     schema: { params: RoomParams, body: PublishBody, headers: PublishHeaders }
   }, async (request, reply) => {
     const { data, priority, ttlMs, key } = request.body
@@ -46,6 +54,7 @@ const apiRoutes: FastifyPluginAsync<ApiRoutesOptions> = async (fastify, opts) =>
   })
 
   fastify.get<{ Params: Static<typeof RoomParams>, Querystring: Static<typeof HistoryQuery> }>('/rooms/:room/history', {
+    config: { scope: 'read' },
     schema: { params: RoomParams, querystring: HistoryQuery }
   }, async request => {
     const { since, limit, reverse } = request.query
@@ -56,6 +65,7 @@ const apiRoutes: FastifyPluginAsync<ApiRoutesOptions> = async (fastify, opts) =>
   })
 
   fastify.get<{ Params: Static<typeof RoomParams>, Querystring: Static<typeof PresenceQuery> }>('/rooms/:room/presence', {
+    config: { scope: 'read' },
     schema: { params: RoomParams, querystring: PresenceQuery }
   }, async request => {
     const { room } = request.params
@@ -64,6 +74,7 @@ const apiRoutes: FastifyPluginAsync<ApiRoutesOptions> = async (fastify, opts) =>
   })
 
   fastify.post<{ Body: Static<typeof BroadcastBody> }>('/broadcast', {
+    config: { scope: 'broadcast' },
     schema: { body: BroadcastBody }
   }, async (request, reply) => {
     const { data, priority, ttlMs } = request.body
@@ -71,7 +82,7 @@ const apiRoutes: FastifyPluginAsync<ApiRoutesOptions> = async (fastify, opts) =>
     return reply.code(202).send({ recipients })
   })
 
-  fastify.get('/rooms', async () => ({ rooms: hub.listRooms() }))
+  fastify.get('/rooms', { config: { scope: 'read' } }, async () => ({ rooms: hub.listRooms() }))
 }
 
 export default apiRoutes

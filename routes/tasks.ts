@@ -1,11 +1,11 @@
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyPluginAsync } from 'fastify'
-import { createBearerHook } from '../lib/auth/bearer.js'
+import { createBearerHook, type ApiKey } from '../lib/auth/bearer.js'
 import { priorityOf } from '../lib/protocol/codec.js'
 import { TASK_FIELDS } from '../lib/protocol/schemas.js'
 
 export interface TaskRoutesOptions {
-  apiKey: string
+  apiKeys: readonly ApiKey[]
 }
 
 const TaskBody = Type.Object(TASK_FIELDS, { additionalProperties: false })
@@ -14,15 +14,15 @@ const TaskBody = Type.Object(TASK_FIELDS, { additionalProperties: false })
 const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (fastify, opts) => {
   const { workerPool } = fastify
 
-  fastify.addHook('onRequest', createBearerHook(opts.apiKey))
+  fastify.addHook('onRequest', createBearerHook(opts.apiKeys))
 
-  fastify.post<{ Body: Static<typeof TaskBody> }>('/tasks', { schema: { body: TaskBody } }, async request => {
+  fastify.post<{ Body: Static<typeof TaskBody> }>('/tasks', { config: { scope: 'tasks' }, schema: { body: TaskBody } }, async request => {
     const { name, data, priority, retries, timeoutMs, key } = request.body
     const result = await workerPool.submit({ name, data, priority: priorityOf(priority), retries, timeoutMs, key })
     return { data: result ?? null }
   })
 
-  fastify.get('/tasks/dead-letters', async () => ({ deadLetters: workerPool.deadLetters() }))
+  fastify.get('/tasks/dead-letters', { config: { scope: 'read' } }, async () => ({ deadLetters: workerPool.deadLetters() }))
 }
 
 export default taskRoutes

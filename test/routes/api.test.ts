@@ -58,3 +58,24 @@ t.test('bodies and room names are validated with a reason', async t => {
     t.match(response.json().message, reason)
   }
 })
+
+t.test('API_KEYS: several keys, each limited to its scopes', async t => {
+  const app = await buildApp(t, { apiKeys: 'pub-key:publish, reader:read, ops:tasks+broadcast, all-key' })
+  const as = (key: string) => ({ authorization: `Bearer ${key}` })
+  const publish = (key: string) => app.inject({ method: 'POST', url: '/api/rooms/r/messages', headers: as(key), payload: { data: 1 } })
+  t.equal((await publish('pub-key')).statusCode, 202)
+  const refused = await publish('reader')
+  t.equal(refused.statusCode, 403)
+  t.same(refused.json(), { code: 'forbidden', message: 'this API key has no publish scope' })
+  t.equal((await app.inject({ url: '/api/rooms/r/history', headers: as('reader') })).statusCode, 200)
+  t.equal((await app.inject({ url: '/api/rooms', headers: as('pub-key') })).statusCode, 403)
+  t.equal((await app.inject({ method: 'POST', url: '/api/broadcast', headers: as('ops'), payload: { data: 1 } })).statusCode, 202)
+  t.equal((await app.inject({ method: 'POST', url: '/api/tasks', headers: as('ops'), payload: { name: 'echo', data: 1 } })).statusCode, 200)
+  t.equal((await app.inject({ method: 'POST', url: '/api/tasks', headers: as('reader'), payload: { name: 'echo', data: 1 } })).statusCode, 403)
+  t.equal((await publish('all-key')).statusCode, 202, 'a key without scopes has all of them')
+  t.equal((await publish('nobody')).statusCode, 401)
+})
+
+t.test('a bad API_KEYS entry stops the boot, naming the variable', async t => {
+  await t.rejects(buildApp(t, { apiKeys: 'k:publish+fly' }), { name: 'ConfigError', message: /^API_KEYS entries must be key or key:scope\+scope .*scope fly/ })
+})

@@ -5,6 +5,7 @@ import { loadConfig, type ConfigOverrides } from '../../lib/config.js'
 import { PiscinaWorkerPool } from '../../lib/tasks/runner.js'
 import httpErrors from '../../plugins/http-errors.js'
 import taskRoutes from '../../routes/tasks.js'
+import { parseApiKeys } from '../../lib/auth/bearer.js'
 
 const API_KEY = 'test-key'
 const AUTH = { authorization: `Bearer ${API_KEY}` }
@@ -15,7 +16,7 @@ async function build (t: Test, overrides: ConfigOverrides = {}): Promise<{ app: 
   const app = Fastify()
   app.decorate('workerPool', runner)
   await app.register(httpErrors)
-  await app.register(taskRoutes, { prefix: '/api', apiKey: API_KEY })
+  await app.register(taskRoutes, { prefix: '/api', apiKeys: parseApiKeys(API_KEY, '') })
   t.teardown(async () => {
     await app.close()
     await runner.close()
@@ -99,6 +100,6 @@ t.test('429 when the queue is full, 503 while shutting down', async t => {
 
 t.test('refuses to register without an API key', async t => {
   const app = Fastify()
-  app.register(taskRoutes, { apiKey: '' })
-  await t.rejects(async () => { await app.ready() }, { message: /apiKey must be a non-empty string/ })
+  app.register(taskRoutes, { apiKeys: [] })
+  await t.rejects(async () => { await app.ready() }, { message: /at least one API key is needed/ })
 })
