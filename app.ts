@@ -7,6 +7,7 @@ import hubPlugin from './plugins/hub.js'
 import lifecyclePlugin from './plugins/lifecycle.js'
 import metricsPlugin from './plugins/metrics.js'
 import outboxPlugin from './plugins/outbox.js'
+import pressurePlugin from './plugins/pressure.js'
 import websocketPlugin from './plugins/websocket.js'
 import workerPoolPlugin from './plugins/worker-pool.js'
 import apiRoutes from './routes/api.js'
@@ -47,6 +48,7 @@ const switchboard: FastifyPluginAsync<SwitchboardOptions> = async (fastify, opts
   await fastify.register(workerPoolPlugin, { config })
   await fastify.register(metricsPlugin)
   await fastify.register(lifecyclePlugin, { config })
+  await fastify.register(pressurePlugin, { config })
 
   await fastify.register(healthRoutes)
   await fastify.register(wsRoute, { config })

@@ -3,6 +3,7 @@ import type { WebSocket } from 'ws'
 import { AuthError, TokenVerifier, tokenOf, type Identity } from '../lib/auth/jwt.js'
 import { RoomPolicy } from '../lib/auth/permissions.js'
 import { ConnectionLimits } from '../lib/node/connection-limits.js'
+import { shedUnderPressure } from '../plugins/pressure.js'
 import { ERROR_STATUS } from '../lib/protocol/errors.js'
 import { parseAllowedOrigins, type Config } from '../lib/config.js'
 import { Opcode, createControlFrame, encodeControlFrame } from '../lib/delivery/frame.js'
@@ -51,6 +52,7 @@ const wsRoute: FastifyPluginAsync<WsRouteOptions> = async (fastify, opts) => {
 
   fastify.get('/ws', {
     websocket: true,
+    config: { pressureHandler: shedUnderPressure },
     onRequest: async (request, reply) => {
       if (lifecycle.draining) {
         events.info('upgrade_refused', { ip: request.ip, reason: 'shutting_down' }, 'refused a WebSocket upgrade while draining')

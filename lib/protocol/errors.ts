@@ -20,6 +20,7 @@ export const ERROR_STATUS = {
   internal: 500,
   shutting_down: 503,
   server_full: 503,
+  under_pressure: 503,
   timeout: 504
 } as const satisfies Record<string, number>
 
