@@ -8,6 +8,7 @@ import lifecyclePlugin from './plugins/lifecycle.js'
 import metricsPlugin from './plugins/metrics.js'
 import outboxPlugin from './plugins/outbox.js'
 import pressurePlugin from './plugins/pressure.js'
+import roomPolicyPlugin from './plugins/room-policy.js'
 import websocketPlugin from './plugins/websocket.js'
 import workerPoolPlugin from './plugins/worker-pool.js'
 import apiRoutes from './routes/api.js'
@@ -42,6 +43,7 @@ const switchboard: FastifyPluginAsync<SwitchboardOptions> = async (fastify, opts
 
   await fastify.register(httpErrorsPlugin)
   await fastify.register(websocketPlugin, { config })
+  await fastify.register(roomPolicyPlugin, { config })
   await fastify.register(enginePlugin, { config })
   await fastify.register(hubPlugin, { config })
   await fastify.register(outboxPlugin, { config })

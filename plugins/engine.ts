@@ -18,7 +18,14 @@ export interface EnginePluginOptions {
 export default fp<EnginePluginOptions>(async function engine (fastify, opts) {
   if (opts.config === undefined) throw new Error('engine plugin: options.config is required')
   const { historySize, historyTtlMs, historyMaxBytes, idempotencyTtlMs } = opts.config
-  const memory = createMemoryEngine({ size: historySize, ttlMs: historyTtlMs, maxBytes: historyMaxBytes, idempotencyTtlMs })
+  const { roomPolicy } = fastify
+  const memory = createMemoryEngine({
+    size: historySize,
+    ttlMs: historyTtlMs,
+    maxBytes: historyMaxBytes,
+    idempotencyTtlMs,
+    limitsFor: room => roomPolicy.namespaceOf(room)?.history
+  })
   fastify.decorate('engine', memory)
   fastify.addHook('onClose', async () => { await memory.close() })
-}, { name: 'engine', fastify: '5.x' })
+}, { name: 'engine', fastify: '5.x', dependencies: ['room-policy'] })

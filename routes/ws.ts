@@ -1,7 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { WebSocket } from 'ws'
 import { AuthError, TokenVerifier, tokenOf, type Identity } from '../lib/auth/jwt.js'
-import { RoomPolicy } from '../lib/auth/permissions.js'
 import { ConnectionLimits } from '../lib/node/connection-limits.js'
 import { shedUnderPressure } from '../plugins/pressure.js'
 import { ERROR_STATUS } from '../lib/protocol/errors.js'
@@ -26,8 +25,6 @@ const wsRoute: FastifyPluginAsync<WsRouteOptions> = async (fastify, opts) => {
   const tokens = TokenVerifier.fromSettings(config)
   if (tokens === undefined) fastify.log.warn('no JWT_SECRET, JWT_PUBLIC_KEY or JWKS_URL: every WebSocket connection is anonymous and may join any room')
   const anonymousAllowed = tokens === undefined || config.allowAnonymous
-  const policy = config.roomsConfig === '' ? RoomPolicy.open() : RoomPolicy.fromFile(config.roomsConfig)
-  if (policy.isOpen) fastify.log.warn('no ROOMS_CONFIG: every room is open to every connection (join, publish, history, presence)')
   const limits = new ConnectionLimits(config)
   /** Identities verified at the upgrade, until the WebSocket handler picks them up. */
   const identities = new WeakMap<object, Identity>()
@@ -38,7 +35,7 @@ const wsRoute: FastifyPluginAsync<WsRouteOptions> = async (fastify, opts) => {
     settings: config,
     events,
     tokens,
-    policy,
+    policy: fastify.roomPolicy,
     limits,
     isDraining: () => lifecycle.draining
   }

@@ -50,7 +50,9 @@ const NamespaceSchema = Type.Object({
   history: Type.Optional(RuleSchema),
   presence: Type.Optional(RuleSchema),
   maxMembers: Type.Optional(Type.Integer({ minimum: 1 })),
-  presenceEvents: Type.Optional(Type.Boolean())
+  presenceEvents: Type.Optional(Type.Boolean()),
+  historySize: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+  historyTtlMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 30 * 86_400_000 }))
 }, { additionalProperties: false })
 const RoomsConfigSchema = Type.Object({ namespaces: Type.Array(NamespaceSchema) }, { additionalProperties: false })
 const checkRoomsConfig = TypeCompiler.Compile(RoomsConfigSchema)
@@ -61,6 +63,8 @@ export interface Namespace {
   readonly rules: Record<Capability, Rule>
   readonly maxMembers: number | undefined
   readonly presenceEvents: boolean
+  /** Overrides of HISTORY_SIZE and HISTORY_TTL_MS for the namespace's rooms. */
+  readonly history: { size?: number | undefined, ttlMs?: number | undefined }
 }
 
 /** What the policy needs to know of a connection. */
@@ -91,7 +95,8 @@ export class RoomPolicy {
         presence: namespace.presence ?? 'authenticated'
       },
       maxMembers: namespace.maxMembers,
-      presenceEvents: namespace.presenceEvents ?? true
+      presenceEvents: namespace.presenceEvents ?? true,
+      history: { size: namespace.historySize, ttlMs: namespace.historyTtlMs }
     })))
   }
 

@@ -12,7 +12,7 @@ const sign = (claims: Record<string, unknown>): Promise<string> =>
 const namespaces = {
   namespaces: [
     { rooms: 'chat:*', join: 'authenticated', publish: 'authenticated', history: 'authenticated', presence: 'authenticated', maxMembers: 2 },
-    { rooms: 'news:*', join: 'anyone', publish: 'server', history: 'anyone', presence: 'server', presenceEvents: false },
+    { rooms: 'news:*', join: 'anyone', publish: 'server', history: 'anyone', presence: 'server', presenceEvents: false, historySize: 2 },
     { rooms: 'private:*', join: 'granted', publish: 'granted', history: 'granted', presence: 'granted' }
   ]
 }
@@ -35,6 +35,11 @@ t.test('namespaces, grants and per-room tokens over the WebSocket; refusals say 
   const published = await app.inject({ method: 'POST', url: '/api/rooms/news:today/messages', headers: { authorization: 'Bearer k' }, payload: { data: 'from the backend' } })
   t.equal(published.statusCode, 202, 'server-only publishing goes through the HTTP API')
   t.match(await anonymous.op('message'), { data: 'from the backend' })
+  for (const data of ['two', 'three']) {
+    await app.inject({ method: 'POST', url: '/api/rooms/news:today/messages', headers: { authorization: 'Bearer k' }, payload: { data } })
+  }
+  const kept = await anonymous.request({ op: 'history', room: 'news:today' })
+  t.same((kept.messages as { data: string }[]).map(m => m.data), ['two', 'three'], 'the namespace keeps 2 messages')
 
   t.match(await bob.request({ op: 'join', room: 'private:bunker' }), { op: 'reply', ok: true }, 'a grant on private:b*')
   t.match(await bob.request({ op: 'publish', room: 'private:bunker', data: 1 }), { op: 'error', code: 'forbidden', message: 'no publish capability on private:bunker' })

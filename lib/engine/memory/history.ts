@@ -20,6 +20,8 @@ export interface MemoryHistoryOptions {
   idempotencyTtlMs: number
   /** Date.now unless a test needs to control time. */
   clock?: () => number
+  /** Per-room size and ttl (ROOMS_CONFIG namespaces), read when a stream is created. */
+  limitsFor?: (room: string) => { size?: number | undefined, ttlMs?: number | undefined } | undefined
 }
 
 /**
@@ -34,6 +36,9 @@ const ID_OVERHEAD = 96
 interface Stream {
   readonly room: string
   readonly epoch: string
+  /** Messages kept (HISTORY_SIZE or the room's namespace). */
+  readonly capacity: number
+  readonly ttlMs: number
   /** Latest seq. */
   top: number
   /** Oldest kept seq; top + 1 when nothing is kept. */
@@ -110,7 +115,7 @@ export class MemoryHistory implements HistoryStore {
       stream.ids.set(request.id, { seq: publication.seq, expiresAt: now + this.options.idempotencyTtlMs })
       this.grow(stream, ID_OVERHEAD + request.id.length)
     }
-    const capacity = this.options.size
+    const capacity = stream.capacity
     if (capacity === 0) {
       stream.first = stream.top + 1
     } else {
@@ -165,24 +170,27 @@ export class MemoryHistory implements HistoryStore {
   }
 
   private at (stream: Stream, seq: number): Publication {
-    return stream.ring[seq % this.options.size] as Publication
+    return stream.ring[seq % stream.capacity] as Publication
   }
 
   /** The room's live stream with its expired messages trimmed; a new one if it expired or never was. */
   private current (room: string, now: number): Stream {
     let stream = this.streams.get(room)
-    if (stream !== undefined && now - stream.touchedAt > this.options.ttlMs) {
+    if (stream !== undefined && now - stream.touchedAt > stream.ttlMs) {
       this.remove(stream)
       stream = undefined
     }
     if (stream === undefined) {
-      stream = { room, epoch: newEpoch(), top: 0, first: 1, ring: [], storedAt: [], bytes: 0, touchedAt: now, ids: undefined }
+      const limits = this.options.limitsFor?.(room)
+      const capacity = limits?.size ?? this.options.size
+      const ttlMs = limits?.ttlMs ?? this.options.ttlMs
+      stream = { room, epoch: newEpoch(), capacity, ttlMs, top: 0, first: 1, ring: [], storedAt: [], bytes: 0, touchedAt: now, ids: undefined }
       this.streams.set(room, stream)
       this.grow(stream, STREAM_OVERHEAD + room.length)
       this.enforceBound(stream)
     } else {
-      const oldest = now - this.options.ttlMs
-      while (stream.first <= stream.top && (stream.storedAt[stream.first % this.options.size] as number) < oldest) this.dropOldest(stream)
+      const oldest = now - stream.ttlMs
+      while (stream.first <= stream.top && (stream.storedAt[stream.first % stream.capacity] as number) < oldest) this.dropOldest(stream)
     }
     return stream
   }
@@ -209,7 +217,7 @@ export class MemoryHistory implements HistoryStore {
   }
 
   private dropOldest (stream: Stream): void {
-    const index = stream.first % this.options.size
+    const index = stream.first % stream.capacity
     const oldest = stream.ring[index] as Publication
     stream.ring[index] = undefined
     stream.first++
@@ -232,7 +240,7 @@ export class MemoryHistory implements HistoryStore {
       this.evictedStreams++
     }
     // Only the stream in use is left and it alone is over the bound: it keeps fewer messages.
-    while (this.bytes > this.options.maxBytes && keep.first <= keep.top && this.options.size > 0) this.dropOldest(keep)
+    while (this.bytes > this.options.maxBytes && keep.first <= keep.top && keep.capacity > 0) this.dropOldest(keep)
   }
 
   private remove (stream: Stream): void {
@@ -244,7 +252,9 @@ export class MemoryHistory implements HistoryStore {
   private sweep (): void {
     const now = this.clock()
     for (const stream of this.streams.values()) {
-      if (now - stream.touchedAt <= this.options.ttlMs) break
+      // Streams are in last-publish order; one with a longer ttl can hold back shorter ones, which then
+      // expire when next read or evicted by the bound.
+      if (now - stream.touchedAt <= stream.ttlMs) break
       this.remove(stream)
     }
   }

@@ -42,3 +42,20 @@ t.test('a storm over 100k rooms stays within the bound', async t => {
   t.ok(stats.evictedStreams > 0)
   t.equal(stats.messages, stats.streams, 'one message per stream kept')
 })
+
+t.test('a room namespace can set its own history size and ttl', async t => {
+  const history = new MemoryHistory({
+    size: 100,
+    ttlMs: 60_000,
+    maxBytes: 1 << 26,
+    idempotencyTtlMs: 1000,
+    limitsFor: room => room.startsWith('small:') ? { size: 3, ttlMs: 1000 } : undefined
+  })
+  t.teardown(() => history.close())
+  for (let i = 0; i < 10; i++) {
+    publish(history, 'small:a')
+    publish(history, 'big')
+  }
+  t.same(history.read('small:a', { limit: 100 }).publications.map(p => p.seq), [8, 9, 10])
+  t.equal(history.read('big', { limit: 100 }).publications.length, 10)
+})
