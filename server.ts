@@ -3,7 +3,7 @@ import closeWithGrace from 'close-with-grace'
 import Fastify from 'fastify'
 import switchboard from './app.js'
 import { withoutToken } from './lib/auth/redact.js'
-import { ConfigError, loadConfig } from './lib/config.js'
+import { ConfigError, loadConfig, parseTrustProxy } from './lib/config.js'
 import { replyNotFound } from './plugins/http-errors.js'
 
 if (existsSync('.env')) process.loadEnvFile('.env')
@@ -32,7 +32,7 @@ const app = Fastify({
   keepAliveTimeout: 5_000,
   // The shutdown budget covers draining; lingering keep-alive HTTP sockets must not add to it.
   forceCloseConnections: 'idle',
-  trustProxy: config.trustProxy
+  trustProxy: parseTrustProxy(config.trustProxy)
 })
 
 // The app runs at the root here, so the root's 404s answer in its {code, message} shape too.

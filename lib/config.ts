@@ -34,7 +34,7 @@ export const SETTINGS = {
   maxConnections: { env: 'MAX_CONNECTIONS', schema: integer(0, 10_000_000, 0), doc: 'Open connections at most; an upgrade over it gets 503 server_full (0: no limit)' },
   maxConnectionsPerIp: { env: 'MAX_CONNECTIONS_PER_IP', schema: integer(0, 10_000_000, 0), doc: 'Open connections per client address at most; over it 429 connection_limit (0: no limit; behind a proxy set TRUST_PROXY)' },
   maxConnectionsPerUser: { env: 'MAX_CONNECTIONS_PER_USER', schema: integer(0, 10_000_000, 0), doc: 'Open connections per token sub at most; over it 429 connection_limit (0: no limit)' },
-  trustProxy: { env: 'TRUST_PROXY', schema: Type.Boolean({ default: false }), doc: 'Take the client address from X-Forwarded-For (npm start only; an embedding host sets its own trustProxy)' },
+  trustProxy: { env: 'TRUST_PROXY', schema: Type.String({ pattern: '^(|true|false|[0-9a-fA-F.:/, ]+)$', default: '' }), doc: 'Proxies whose X-Forwarded-For is believed: their addresses or CIDRs, comma-separated, or true for any (spoofable); empty believes none (npm start only)' },
   maxEventLoopDelayMs: { env: 'MAX_EVENT_LOOP_DELAY_MS', schema: integer(0, 60_000, 1000), doc: 'Event-loop delay over which new upgrades and /readyz get 503 under_pressure (0: not checked)' },
   maxHeapUsedBytes: { env: 'MAX_HEAP_USED_BYTES', schema: integer(0, 1024 * 1024 * MiB, 0), doc: 'Heap used over which new upgrades and /readyz get 503 under_pressure (0: not checked)' },
   maxRssBytes: { env: 'MAX_RSS_BYTES', schema: integer(0, 1024 * 1024 * MiB, 0), doc: 'RSS over which new upgrades and /readyz get 503 under_pressure (0: not checked)' },
@@ -92,6 +92,7 @@ export function expectedForm (name: SettingName): string {
   if (schema.type === 'boolean') return 'true or false'
   if (Array.isArray(schema.anyOf)) return `one of ${schema.anyOf.map((s: TSchema) => s.const).join(', ')}`
   if (schema.minLength !== undefined) return `a string of ${schema.minLength} to ${schema.maxLength ?? 'any number of'} characters`
+  if (schema.pattern !== undefined) return `a string matching ${schema.pattern}`
   return 'a string'
 }
 
@@ -140,6 +141,13 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env, overrides: Con
     throw new ConfigError(`unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}`)
   }
   return config as Config
+}
+
+/** TRUST_PROXY in the form Fastify's trustProxy takes: false, true, or a list of addresses and CIDRs. */
+export function parseTrustProxy (value: string): boolean | string {
+  const text = value.trim()
+  if (text === '' || text === 'false') return false
+  return text === 'true' ? true : text
 }
 
 export function parseAllowedOrigins (value: string): Set<string> | undefined {

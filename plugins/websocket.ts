@@ -20,7 +20,9 @@ export default fp<WebsocketPluginOptions>(async function websocket (fastify, opt
       // The outbox compresses each message once for every recipient, without context takeover; ws only
       // negotiates and inflates what clients send. The outbox answers pings (see ws-adapter.ts).
       perMessageDeflate: opts.config.perMessageDeflate ? { serverNoContextTakeover: true } : false,
-      autoPong: false
+      autoPong: false,
+      // A token offered as a subprotocol must never be echoed back: only `switchboard` is.
+      handleProtocols: (protocols: Set<string>) => protocols.has('switchboard') ? 'switchboard' : false
     },
     // The lifecycle plugin drains and closes our sockets with 1001; the default would close them
     // before their queued messages are written.

@@ -95,6 +95,8 @@ export class TokenVerifier {
   async verify (token: string): Promise<Identity> {
     const payload = await this.payloadOf(token)
     if (typeof payload.sub !== 'string' || payload.sub === '') throw new AuthError('invalid token: no sub claim')
+    // A room token names one room: one that leaked must not open a connection for its user.
+    if (payload.room !== undefined) throw new AuthError('invalid token: a room token cannot open a connection')
     const grants = payload.rooms === undefined ? [] : grantsOf(payload.rooms)
     if (grants === undefined) throw new AuthError(`invalid token: the rooms claim must map room patterns to lists of ${CAPABILITIES.join(', ')}`)
     const identity: { user: string, info?: unknown, expiresAt?: number, grants: readonly Grant[] } = { user: payload.sub, grants }
@@ -123,6 +125,8 @@ export class TokenVerifier {
     try {
       const options = {
         algorithms: this.algorithms,
+        // A token without exp would never end; every token must say when it does.
+        requiredClaims: ['exp'],
         clockTolerance: this.settings.jwtClockToleranceS,
         ...(this.settings.jwtIssuer === '' ? {} : { issuer: this.settings.jwtIssuer }),
         ...(this.settings.jwtAudience === '' ? {} : { audience: this.settings.jwtAudience })

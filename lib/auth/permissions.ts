@@ -32,7 +32,13 @@ export function grantsOf (claim: unknown): Grant[] | undefined {
   const grants: Grant[] = []
   for (const [pattern, capabilities] of Object.entries(claim)) {
     if (!Array.isArray(capabilities) || !capabilities.every(c => CAPABILITIES.includes(c as Capability))) return undefined
-    grants.push({ matches: compileRoomPattern(pattern), bits: bitsOf(capabilities as string[]) })
+    let matches: RoomMatcher
+    try {
+      matches = compileRoomPattern(pattern)
+    } catch {
+      return undefined
+    }
+    grants.push({ matches, bits: bitsOf(capabilities as string[]) })
   }
   return grants
 }
@@ -110,7 +116,11 @@ export class RoomPolicy {
     }
     const error = checkRoomsConfig.Errors(parsed).First()
     if (error !== undefined) throw new ConfigError(`ROOMS_CONFIG ${path}: ${error.path === '' ? '(root)' : error.path} ${error.message.toLowerCase()}`)
-    return RoomPolicy.fromConfig(parsed as RoomsConfig)
+    try {
+      return RoomPolicy.fromConfig(parsed as RoomsConfig)
+    } catch (cause) {
+      throw new ConfigError(`ROOMS_CONFIG ${path}: ${(cause as Error).message}`)
+    }
   }
 
   get isOpen (): boolean {

@@ -6,7 +6,13 @@
  */
 export type RoomMatcher = (room: string) => boolean
 
+/** More wildcards than this would let a pattern backtrack for long on a 128-character room name. */
+export const MAX_WILDCARDS = 4
+
 export function compileRoomPattern (pattern: string): RoomMatcher {
+  if ((pattern.match(/\*+/g) ?? []).length > MAX_WILDCARDS) {
+    throw new RangeError(`a room pattern has at most ${MAX_WILDCARDS} wildcards (${pattern})`)
+  }
   let source = '^'
   for (let i = 0; i < pattern.length; i++) {
     const char = pattern[i] as string

@@ -81,6 +81,8 @@ export class ClientSession implements OpSession, OutboxListeners, PeerCloseListe
   userInfo: unknown
   grants: readonly Grant[] = []
   readonly capabilities = new Map<string, number>()
+  /** Whether limits.opened ran: a constructor that threw before it must not be counted as closed. */
+  private counted = false
   /** Closes the connection with 4001 at the token's exp, unless a refresh moves it. */
   private expiry: ReturnType<typeof setTimeout> | undefined
 
@@ -105,6 +107,7 @@ export class ClientSession implements OpSession, OutboxListeners, PeerCloseListe
     this.outbox = context.outboxes.create(stream, this, deflate)
     if (identity !== undefined) this.authenticate(identity)
     context.limits.opened(ip, this.user)
+    this.counted = true
     context.hub.connect(this)
     this.send(encodeWelcome(this.id, heartbeatMs, maxPayload))
   }
@@ -114,11 +117,20 @@ export class ClientSession implements OpSession, OutboxListeners, PeerCloseListe
     this.userInfo = identity.info
     this.grants = identity.grants
     clearTimeout(this.expiry)
-    if (identity.expiresAt === undefined) return
+    if (identity.expiresAt !== undefined) this.expireAt(identity.expiresAt)
+  }
+
+  /** Node fires a timer of more than 2^31 − 1 ms at once: a far exp is reached in steps. */
+  private expireAt (expiresAt: number): void {
+    const delay = expiresAt - Date.now()
     this.expiry = setTimeout(() => {
+      if (Date.now() < expiresAt) {
+        this.expireAt(expiresAt)
+        return
+      }
       this.context.events.info('token_expired', { client: this.id, user: this.user }, 'closed a connection whose token expired (4001)')
       void this.close(CloseCode.tokenExpired, 'token expired')
-    }, Math.max(0, identity.expiresAt - Date.now()))
+    }, Math.min(Math.max(0, delay), 2 ** 31 - 1))
     this.expiry.unref()
   }
 
@@ -344,7 +356,7 @@ export class ClientSession implements OpSession, OutboxListeners, PeerCloseListe
     this.disposed = true
     clearTimeout(this.expiry)
     const { hub, outboxes, workerPool, limits } = this.context
-    limits.closed(this.ip, this.user)
+    if (this.counted) limits.closed(this.ip, this.user)
     hub.disconnect(this, this.joined ?? [])
     this.joined = undefined
     outboxes.release(this.outbox)

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SignJWT } from 'jose'
 import t from 'tap'
+import WebSocket from 'ws'
 import { TestClient, listenApp } from '../helpers/app.js'
 
 const SECRET = 'permissions-secret-of-32-bytes-ok'
@@ -57,4 +58,44 @@ t.test('namespaces, grants and per-room tokens over the WebSocket; refusals say 
   t.match(await dave.request({ op: 'join', room: 'chat:general' }), { op: 'error', code: 'forbidden', message: 'chat:general is full (2 members)' })
   t.match((await app.inject('/metrics')).body, /^ws_protocol_errors_total\{code="forbidden"\} 9$/m, 'refusals are counted by code')
   for (const client of [anonymous, alice, bob, carol, dave]) client.close()
+})
+
+t.test('recovering needs history, presence events need presence; room tokens do not open connections; anonymous connections get no tasks or broadcasts', async t => {
+  const file = join(mkdtempSync(join(tmpdir(), 'rooms-')), 'rooms.json')
+  writeFileSync(file, JSON.stringify({ namespaces: [{ rooms: 'lobby:*', join: 'anyone', publish: 'anyone', history: 'granted', presence: 'granted' }] }))
+  const { url } = await listenApp(t, { jwtSecret: SECRET, allowAnonymous: true, roomsConfig: file, allowClientBroadcast: true })
+  const anonymous = await TestClient.connect(`${url}/ws`)
+  const { epoch } = await anonymous.request({ op: 'join', room: 'lobby:a' })
+  await anonymous.request({ op: 'leave', room: 'lobby:a' })
+  t.match(await anonymous.request({ op: 'join', room: 'lobby:a', since: { seq: 0, epoch } }), { op: 'error', code: 'forbidden', message: /no history capability/ }, 'a replay is a history read')
+  t.match(await anonymous.request({ op: 'join', room: 'lobby:a', presence: true }), { op: 'reply', ok: true })
+  const other = await TestClient.connect(`${url}/ws`)
+  await other.request({ op: 'join', room: 'lobby:a' })
+  await anonymous.request({ op: 'ping' })
+  t.notOk(anonymous.received.some(m => m.op === 'joined'), 'no presence events without the presence capability')
+  t.match(await anonymous.request({ op: 'task', name: 'echo', data: 1 }), { op: 'error', code: 'forbidden', message: /anonymous/ })
+  t.match(await anonymous.request({ op: 'broadcast', data: 1 }), { op: 'error', code: 'forbidden', message: /anonymous/ })
+  const roomToken = await sign({ sub: 'alice', room: 'lobby:a' })
+  const refused = await new Promise<number>(resolve => {
+    const ws = new WebSocket(`${url}/ws?token=${roomToken}`)
+    ws.once('unexpected-response', (_request, response) => resolve(response.statusCode ?? 0))
+    ws.once('open', () => { ws.close(); resolve(101) })
+    ws.once('error', () => {})
+  })
+  t.equal(refused, 401, 'a room token cannot open a connection')
+  const noExp = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(SECRET))
+  const withoutExp = await new Promise<number>(resolve => {
+    const ws = new WebSocket(`${url}/ws?token=${noExp}`)
+    ws.once('unexpected-response', (_request, response) => resolve(response.statusCode ?? 0))
+    ws.once('open', () => { ws.close(); resolve(101) })
+    ws.once('error', () => {})
+  })
+  t.equal(withoutExp, 401, 'a token without exp is refused')
+  const user = await TestClient.connect(`${url}/ws?token=${await sign({ sub: 'alice' })}`)
+  t.match(await user.request({ op: 'task', name: 'echo', data: 1 }), { op: 'reply', data: 1 }, 'a user may run tasks')
+  const echoed = new WebSocket(`${url}/ws?token=${await sign({ sub: 'bob' })}`, ['switchboard', 'chat'])
+  await new Promise(resolve => echoed.once('open', resolve))
+  t.equal(echoed.protocol, 'switchboard')
+  echoed.close()
+  for (const client of [anonymous, other, user]) client.close()
 })

@@ -34,13 +34,16 @@ function enter (op: JoinOp, session: OpSession, context: SessionContext, extra: 
   const { room, since } = op
   const capabilities = policy.decide(room, session) | extra
   if ((capabilities & Can.join) === 0) throw new OpError('forbidden', `no join capability on ${room}`)
+  // A replay is a history read, and presence events are presence.
+  if (since !== undefined && (capabilities & Can.history) === 0) throw new OpError('forbidden', `no history capability on ${room}: a join without since`)
   const namespace = policy.namespaceOf(room)
   if (namespace?.maxMembers !== undefined && hub.membership(session, room) === undefined && hub.localMembers(room) >= namespace.maxMembers) {
     throw new OpError('forbidden', `${room} is full (${namespace.maxMembers} members)`)
   }
-  session.capabilities.set(room, capabilities)
+  // A re-join keeps what a room token granted before.
+  session.capabilities.set(room, (session.capabilities.get(room) ?? 0) | capabilities)
   session.rooms.add(room)
-  const watch = op.presence === true && namespace?.presenceEvents !== false
+  const watch = op.presence === true && namespace?.presenceEvents !== false && (capabilities & Can.presence) !== 0
   const joined = hub.join(session, room, { since, watch, user: session.user, info: session.userInfo ?? op.info })
   if (!isPromise(joined)) return answerOf(session, context, room, joined)
   return joined.then(result => answerOf(session, context, room, result), (error: unknown) => {
