@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events'
 import t from 'tap'
 import type { WebSocket } from 'ws'
 import { RoomPolicy } from '../../../lib/auth/permissions.js'
@@ -10,31 +9,7 @@ import { ConnectionEvents } from '../../../lib/node/connection-events.js'
 import { ConnectionLimits } from '../../../lib/node/connection-limits.js'
 import { ClientSession, type SessionContext } from '../../../lib/node/session.js'
 import type { WorkerPool } from '../../../lib/tasks/types.js'
-import { FakeSink } from '../../helpers/fake-sink.js'
-
-/** The stream under a `ws` socket, as the session sees it: a sink that also emits the chunks it reads. */
-class RawSocket extends FakeSink {
-  private readonly events = new EventEmitter()
-
-  on (event: string, listener: (...args: unknown[]) => void): this {
-    this.events.on(event, listener)
-    return this
-  }
-
-  read (chunk: Buffer): void {
-    this.events.emit('data', chunk)
-  }
-}
-
-/** Just enough of a `ws` WebSocket: its events, the private fields ws-adapter.ts reads, and the raw stream beneath. */
-class FakeWebSocket extends EventEmitter {
-  readonly CLOSED = 3
-  readyState = 1
-  _autoPong = true
-  readonly _extensions = {}
-  readonly _receiver = new EventEmitter()
-  constructor (readonly _socket: RawSocket) { super() }
-}
+import { FakeWebSocket, RawSocket } from '../../helpers/fake-websocket.js'
 
 t.test('what a read chunk produced is written when the chunk has been parsed, not in a later microtask', async t => {
   const raw = new RawSocket()
