@@ -42,6 +42,9 @@ export default fp<MetricsPluginOptions>(async function metrics (fastify, opts) {
     registry.removeSingleMetric(misnamed)
   }
   fastify.decorate('metricsRegistry', registry)
+  // prom-client's GC observer is process-wide and never removed; it keeps its histogram, and the
+  // histogram its registry. Emptying the registry lets a closed app (hub, outboxes, pool) be collected.
+  fastify.addHook('onClose', async () => { registry.clear() })
 
   const { hub, outbox, workerPool } = fastify
   const delivery = outbox.stats
