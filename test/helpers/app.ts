@@ -111,3 +111,21 @@ export async function injectClient (app: FastifyInstance, path = '/ws', headers:
   await app.injectWS(path, { headers }, { onInit: ws => { client = new TestClient(ws) } })
   return client as TestClient
 }
+
+/** How an upgrade ends: 101 when it opened (the socket is closed again), else the HTTP status and body of the refusal. */
+export function upgradeOutcome (url: string, protocols: string[] = [], options: WebSocket.ClientOptions = {}): Promise<{ status: number, body?: Record<string, unknown> }> {
+  return new Promise(resolve => {
+    const ws = new WebSocket(url, protocols, options)
+    ws.once('open', () => { ws.close(); resolve({ status: 101 }) })
+    ws.once('unexpected-response', (_request, response) => {
+      let body = ''
+      response.on('data', (chunk: Buffer) => { body += chunk.toString() })
+      response.on('end', () => {
+        let parsed: Record<string, unknown> | undefined
+        try { parsed = JSON.parse(body) as Record<string, unknown> } catch { parsed = undefined }
+        resolve({ status: response.statusCode ?? 0, body: parsed })
+      })
+    })
+    ws.once('error', () => {})
+  })
+}
