@@ -1,9 +1,9 @@
 import type { PriorityName } from '../protocol/priority.js'
 import type { TaskOp } from '../protocol/schemas.js'
+import { backoffDelay } from './backoff.js'
 import { Emitter } from './emitter.js'
 import { SwitchboardError, type ClientErrorCode } from './errors.js'
 import { Room, type RoomOptions, type RoomTransport } from './room.js'
-import { backoffDelay } from './seen-seqs.js'
 
 /** The part of the WebSocket API the client uses: browsers' native one and `ws` both have it. */
 export interface WebSocketLike {

@@ -10,6 +10,7 @@ import { decodeClientFrame, encodeError, encodeGap, encodeReply, encodeReplyWith
 import { isErrorCode, type ErrorCode } from '../protocol/errors.js'
 import { Priority } from '../protocol/priority.js'
 import type { ClientOp, Ref } from '../protocol/schemas.js'
+import { isPromise } from '../engine/composed.js'
 import { TaskError } from '../tasks/types.js'
 import { OP_HANDLERS } from './ops/index.js'
 import { OpError, type Answer, type OpHandler, type OpSession, type SessionContext } from './ops/types.js'
@@ -30,10 +31,6 @@ const FLOOD_FACTOR = 5
 
 const idPrefix = randomBytes(4).toString('hex')
 let idCounter = 0
-
-function isPromise (value: unknown): value is Promise<unknown> {
-  return typeof (value as Promise<unknown> | undefined)?.then === 'function'
-}
 
 type Range = [number, number]
 

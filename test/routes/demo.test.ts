@@ -13,7 +13,7 @@ t.test('the demo page and the browser client are served', async t => {
   t.equal(client.statusCode, 200, 'the compiled client (npm test builds it first)')
   t.match(client.headers['content-type'], /^text\/javascript/)
   t.match(client.body, /from '\.\/switchboard\.js'/)
-  for (const file of ['switchboard.js', 'room.js', 'emitter.js', 'errors.js', 'seen-seqs.js']) {
+  for (const file of ['switchboard.js', 'room.js', 'emitter.js', 'errors.js', 'seen-seqs.js', 'backoff.js']) {
     const response = await app.inject(`/client/${file}`)
     t.equal(response.statusCode, 200, file)
     t.notMatch(response.body, /from '(?!\.\/)/, `${file} imports only its siblings, so a browser can load it as it is`)

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { SeenSeqs, backoffDelay } from '../../../lib/client/seen-seqs.js'
+import { SeenSeqs } from '../../../lib/client/seen-seqs.js'
 
 t.test('each seq is seen once, out of order too, and the watermark follows the contiguous part', async t => {
   const seen = new SeenSeqs(10)
@@ -13,12 +13,4 @@ t.test('each seq is seen once, out of order too, and the watermark follows the c
   t.notOk(seen.has(13))
   seen.reset(0)
   t.equal(seen.mark(1), true, 'after a reset, seqs start again')
-})
-
-t.test('backoff grows exponentially to the cap, with full jitter', async t => {
-  t.equal(backoffDelay(0, 500, 20_000, () => 0.999), 499)
-  t.equal(backoffDelay(3, 500, 20_000, () => 0.999), 3996)
-  t.equal(backoffDelay(10, 500, 20_000, () => 0.999), 19_980, 'capped at the maximum')
-  t.equal(backoffDelay(5, 500, 20_000, () => 0), 0, 'full jitter reaches down to 0')
-  t.equal(backoffDelay(1e9, 500, 20_000, () => 0.5), 10_000, 'a huge attempt count does not overflow')
 })
