@@ -1,31 +1,53 @@
+import { hostname } from 'node:os'
 import fp from 'fastify-plugin'
 import type { Config } from '../lib/config.js'
-import { createMemoryEngine } from '../lib/engine/memory/index.js'
+import { createEngine, type StoreKind } from '../lib/engine/create.js'
 import type { Engine } from '../lib/engine/types.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Streams (seq, epoch, history, idempotency), fan-out between nodes and presence. */
+    /** Streams (seq, epoch, history, idempotency), fan-out between nodes, presence and the node registry. */
     engine: Engine
+    /** This node's id in the registry (GET /api/nodes). */
+    nodeId: string
   }
 }
 
 export interface EnginePluginOptions {
-  config: Pick<Config, 'historySize' | 'historyTtlMs' | 'historyMaxBytes' | 'idempotencyTtlMs'>
+  config: Pick<Config, 'historySize' | 'historyTtlMs' | 'historyMaxBytes' | 'idempotencyTtlMs' | 'broker' | 'history' | 'presence'
+  | 'redisUrl' | 'redisPrefix' | 'redisTimeoutMs' | 'presenceTtlMs' | 'positionCheckMs' | 'nodeId'>
 }
 
-/** Decorates `fastify.engine`: the embedded memory engine, which needs no external service. */
+/**
+ * Decorates `fastify.engine`: the embedded memory engine by default (no external service), Redis with
+ * BROKER=redis. A Redis that cannot be reached fails the registration, naming REDIS_URL.
+ */
 export default fp<EnginePluginOptions>(async function engine (fastify, opts) {
   if (opts.config === undefined) throw new Error('engine plugin: options.config is required')
-  const { historySize, historyTtlMs, historyMaxBytes, idempotencyTtlMs } = opts.config
+  const { config } = opts
   const { roomPolicy } = fastify
-  const memory = createMemoryEngine({
-    size: historySize,
-    ttlMs: historyTtlMs,
-    maxBytes: historyMaxBytes,
-    idempotencyTtlMs,
-    limitsFor: room => roomPolicy.namespaceOf(room)?.history
-  })
-  fastify.decorate('engine', memory)
-  fastify.addHook('onClose', async () => { await memory.close() })
+  const follows = (kind: '' | StoreKind): StoreKind => kind === '' ? (config.broker === 'redis' ? 'redis' : 'memory') : kind
+  let engine: Engine
+  try {
+    engine = await createEngine({
+      size: config.historySize,
+      ttlMs: config.historyTtlMs,
+      maxBytes: config.historyMaxBytes,
+      idempotencyTtlMs: config.idempotencyTtlMs,
+      limitsFor: room => roomPolicy.namespaceOf(room)?.history,
+      broker: config.broker,
+      history: follows(config.history),
+      presence: follows(config.presence),
+      redisUrls: config.redisUrl.split(',').map(url => url.trim()),
+      redisPrefix: config.redisPrefix,
+      redisTimeoutMs: config.redisTimeoutMs,
+      presenceTtlMs: config.presenceTtlMs,
+      positionCheckMs: config.positionCheckMs
+    })
+  } catch (error) {
+    throw new Error(`engine plugin: ${(error as Error).message} (REDIS_URL, BROKER, HISTORY, PRESENCE)`, { cause: error })
+  }
+  fastify.decorate('engine', engine)
+  fastify.decorate('nodeId', config.nodeId === '' ? `${hostname()}-${process.pid}` : config.nodeId)
+  fastify.addHook('onClose', async () => { await engine.close() })
 }, { name: 'engine', fastify: '5.x', dependencies: ['room-policy'] })

@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module'
 import fp from 'fastify-plugin'
 import type { Config } from '../lib/config.js'
 import { Hub } from '../lib/node/hub.js'
@@ -13,7 +14,16 @@ export interface HubPluginOptions {
   config: Pick<Config, 'recoveryMax'>
 }
 
+const { version } = createRequire(import.meta.url)('switchboard/package.json') as { version: string }
+
+/** Decorates `fastify.hub` and announces this node in the engine's registry. */
 export default fp<HubPluginOptions>(async function hub (fastify, opts) {
   if (opts.config === undefined) throw new Error('hub plugin: options.config is required')
-  fastify.decorate('hub', new Hub(fastify.engine, { recoveryMax: opts.config.recoveryMax }))
+  const hub = new Hub(fastify.engine, { recoveryMax: opts.config.recoveryMax })
+  fastify.decorate('hub', hub)
+  const started = Date.now()
+  fastify.engine.nodes.announce(() => {
+    const { connections, rooms } = hub.stats()
+    return { id: fastify.nodeId, connections, rooms, version, uptime: Math.floor((Date.now() - started) / 1000) }
+  })
 }, { name: 'hub', fastify: '5.x', dependencies: ['engine'] })

@@ -2,6 +2,7 @@ import fastifyMetricsModule from 'fastify-metrics'
 import fp from 'fastify-plugin'
 import promClient from 'prom-client'
 import { DROP_REASONS } from '../lib/delivery/outbox.js'
+import type { ClusterStats } from '../lib/engine/types.js'
 import { PRIORITY_NAMES } from '../lib/protocol/priority.js'
 import { ScrapeExporter } from '../lib/metrics/prom-export.js'
 
@@ -76,10 +77,15 @@ export default fp<MetricsPluginOptions>(async function metrics (fastify, opts) {
   ]))
   exporter.labelledCounter('ws_gaps_sent_total', 'Gap frames sent, by the reason the messages were dropped', () => Array.from(streams.gaps, ([reason, count]) => [{ reason }, count]))
   exporter.counter('ws_publish_duplicates_total', 'Publishes whose id was seen before: not stored or delivered again', () => engine.history.stats().duplicates)
-  exporter.gauge('ws_history_streams', 'Room streams the engine keeps', () => engine.history.stats().streams)
-  exporter.gauge('ws_history_messages', 'Messages kept in history, all rooms', () => engine.history.stats().messages)
-  exporter.gauge('ws_history_bytes', 'Estimated bytes of history, all rooms (bounded by HISTORY_MAX_BYTES)', () => engine.history.stats().bytes)
-  exporter.counter('ws_history_evicted_streams_total', 'Streams evicted by the HISTORY_MAX_BYTES bound (their epoch changed)', () => engine.history.stats().evictedStreams)
+  // Streams kept elsewhere (Redis) are not counted by the node.
+  const history = engine.history.stats()
+  if (history.streams !== undefined) {
+    exporter.gauge('ws_history_streams', 'Room streams the engine keeps', () => engine.history.stats().streams ?? 0)
+    exporter.gauge('ws_history_messages', 'Messages kept in history, all rooms', () => engine.history.stats().messages ?? 0)
+    exporter.gauge('ws_history_bytes', 'Estimated bytes of history, all rooms (bounded by HISTORY_MAX_BYTES)', () => engine.history.stats().bytes ?? 0)
+    exporter.counter('ws_history_evicted_streams_total', 'Streams evicted by the HISTORY_MAX_BYTES bound (their epoch changed)', () => engine.history.stats().evictedStreams ?? 0)
+  }
+  if (engine.cluster !== undefined) exportCluster(exporter, engine.cluster)
   exporter.gauge('ws_presence_members', 'Members in presence, all rooms', () => engine.presence.stats().members)
 
   exporter.counter('ws_tasks_submitted_total', 'Tasks submitted to the worker pool', () => tasks.submitted)
@@ -92,3 +98,15 @@ export default fp<MetricsPluginOptions>(async function metrics (fastify, opts) {
   exporter.histogram('ws_task_duration_seconds', 'Task run time, by task name', () => Array.from(tasks.durationSeconds, ([name, histogram]) => [{ name }, histogram]))
   exporter.histogram('ws_task_wait_seconds', 'Time a task waited for a worker', () => [[{}, tasks.waitSeconds]])
 }, { name: 'metrics', fastify: '5.x', dependencies: ['engine', 'hub', 'outbox', 'worker-pool'] })
+
+function exportCluster (exporter: ScrapeExporter, cluster: ClusterStats): void {
+  exporter.histogram('ws_broker_publish_seconds', 'Publish through Redis: from the call to the answer of the script that stored and published it', () => [[{}, cluster.publishSeconds]])
+  exporter.histogram('ws_broker_lag_seconds', 'From the Redis script storing a message to this node receiving it over pub/sub', () => [[{}, cluster.lagSeconds]])
+  exporter.counter('ws_broker_repairs_total', 'Holes in a room\'s live stream, or rooms found behind by the position check, repaired from history', () => cluster.sequencer.repairs)
+  exporter.counter('ws_broker_repaired_messages_total', 'Messages delivered from history because pub/sub did not bring them', () => cluster.sequencer.filled)
+  exporter.counter('ws_broker_lost_messages_total', 'Messages pub/sub did not bring and history no longer had; members got gap frames with reason lost', () => cluster.sequencer.lost)
+  exporter.labelledCounter('ws_broker_reconnects_total', 'Reconnections of the pub/sub connection, by shard', () => cluster.shards.map(({ name, stats }) => [{ shard: name }, stats.reconnects]))
+  exporter.labelledCounter('ws_broker_commands_total', 'Commands sent to Redis, by shard', () => cluster.shards.map(({ name, stats }) => [{ shard: name }, stats.commands]))
+  exporter.labelledCounter('ws_broker_command_failures_total', 'Redis commands that failed (unreachable, timed out, refused), by shard', () => cluster.shards.map(({ name, stats }) => [{ shard: name }, stats.failures]))
+  exporter.labelledCounter('ws_broker_messages_received_total', 'Pub/sub messages received, by shard', () => cluster.shards.map(({ name, stats }) => [{ shard: name }, stats.messagesIn]))
+}

@@ -83,6 +83,9 @@ const apiRoutes: FastifyPluginAsync<ApiRoutesOptions> = async (fastify, opts) =>
   })
 
   fastify.get('/rooms', { config: { scope: 'read' } }, async () => ({ rooms: hub.listRooms() }))
+
+  // The nodes whose heartbeats are current: one with the memory engine, every node of a cluster with Redis.
+  fastify.get('/nodes', { config: { scope: 'read' } }, async () => ({ nodes: await fastify.engine.nodes.list() }))
 }
 
 export default apiRoutes

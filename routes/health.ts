@@ -7,6 +7,7 @@ const healthRoutes: FastifyPluginAsync = async (fastify) => {
 
   fastify.get('/readyz', { config: { pressureHandler: shedUnderPressure } }, async (_request, reply) => {
     if (fastify.lifecycle.draining) return reply.code(503).send({ status: 'draining' })
+    if (!fastify.engine.ready()) return reply.code(503).send({ status: 'engine_unavailable' })
     const { connections, rooms } = fastify.hub.stats()
     return { status: 'ready', connections, rooms }
   })

@@ -1,4 +1,4 @@
-import type { Awaitable, Broker, Engine, HistoryStore, Publication, PresenceStore, PublishOutcome, PublishRequest } from './types.js'
+import type { Awaitable, Broker, Engine, HistoryStore, NodeRegistry, Publication, PresenceStore, PublishOutcome, PublishRequest } from './types.js'
 
 export function isPromise<T> (value: Awaitable<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === 'function'
@@ -17,7 +17,10 @@ export class ComposedEngine implements Engine {
   constructor (
     readonly history: HistoryStore,
     readonly broker: Broker,
-    readonly presence: PresenceStore
+    readonly presence: PresenceStore,
+    readonly nodes: NodeRegistry,
+    /** Whether the services behind the parts are reachable. */
+    readonly ready: () => boolean = () => true
   ) {}
 
   publish (request: PublishRequest): Awaitable<PublishOutcome> {
@@ -34,6 +37,7 @@ export class ComposedEngine implements Engine {
   }
 
   async close (): Promise<void> {
+    await this.nodes.close()
     await this.broker.close()
     await this.history.close()
     await this.presence.close()

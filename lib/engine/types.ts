@@ -1,4 +1,6 @@
+import type { PlainHistogram } from '../metrics/histogram.js'
 import type { Priority } from '../protocol/priority.js'
+import type { SequencerStats } from './sequencer.js'
 
 /** A value now (the memory engine) or later (engines behind a network); callers handle both. */
 export type Awaitable<T> = T | Promise<T>
@@ -58,12 +60,13 @@ export type Recovery =
   | { readonly recovered: true, readonly position: StreamPosition, readonly publications: readonly Publication[] }
   | { readonly recovered: false, readonly position: StreamPosition, readonly reason: RecoveryFailure }
 
+/** What the store counts; a store that keeps streams elsewhere (Redis) counts only its duplicates. */
 export interface HistoryStats {
-  streams: number
-  messages: number
-  bytes: number
   duplicates: number
-  evictedStreams: number
+  streams?: number
+  messages?: number
+  bytes?: number
+  evictedStreams?: number
 }
 
 /**
@@ -101,6 +104,10 @@ export interface BrokerHandlers {
   publication (publication: Publication): void
   broadcast (broadcast: Broadcast): void
   presence (event: PresenceEvent): void
+  /** A room's stream was lost and began again while no publication said so (a cluster broker's check). */
+  epoch (room: string, epoch: string): void
+  /** Seqs `from`…`to` of the room never reached this node and history no longer has them. */
+  lost (room: string, from: number, to: number): void
 }
 
 /**
@@ -147,11 +154,44 @@ export interface PresenceStore {
   close (): Awaitable<void>
 }
 
+/** A node as the registry lists it (GET /api/nodes). */
+export interface NodeInfo {
+  readonly id: string
+  readonly connections: number
+  readonly rooms: number
+  readonly version: string
+  /** Seconds since the node started. */
+  readonly uptime: number
+}
+
+/** The live nodes: each announces itself and is listed while its heartbeats arrive. */
+export interface NodeRegistry {
+  /** Starts announcing; `self` is read at every heartbeat. */
+  announce (self: () => NodeInfo): void
+  list (): Awaitable<NodeInfo[]>
+  close (): Awaitable<void>
+}
+
+/** A cluster engine's own counters in plain numbers, exported at scrape time. */
+export interface ClusterStats {
+  /** From the publish call to the answer of the store that sequenced and fanned it out. */
+  readonly publishSeconds: PlainHistogram
+  /** From the store's clock at publish to this node receiving the message from the broker. */
+  readonly lagSeconds: PlainHistogram
+  readonly sequencer: SequencerStats
+  readonly shards: readonly { readonly name: string, readonly stats: { commands: number, failures: number, messagesIn: number, reconnects: number } }[]
+}
+
 /** The three parts a node works through. */
 export interface Engine {
   readonly history: HistoryStore
   readonly broker: Broker
   readonly presence: PresenceStore
+  readonly nodes: NodeRegistry
+  /** Whether the engine can take publishes now (readiness). */
+  ready (): boolean
+  /** Present on engines that span nodes. */
+  readonly cluster?: ClusterStats | undefined
   /** Stores and fans out; an engine that can do both in one atomic step overrides the composition. */
   publish (request: PublishRequest): Awaitable<PublishOutcome>
   close (): Promise<void>

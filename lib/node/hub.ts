@@ -14,7 +14,7 @@ import type {
   RecoveryFailure,
   StreamPosition
 } from '../engine/types.js'
-import { encodeBroadcast, encodeEpoch, encodeMessage, encodePresenceEvent } from '../protocol/codec.js'
+import { encodeBroadcast, encodeEpoch, encodeGap, encodeMessage, encodePresenceEvent } from '../protocol/codec.js'
 import { Priority } from '../protocol/priority.js'
 import { RoomIndex, type Connection, type LocalRoom } from './room-index.js'
 
@@ -88,6 +88,14 @@ function publishResult ({ seq, epoch, duplicate }: PublishOutcome, recipients: n
   return { seq, epoch, duplicate, recipients: duplicate ? 0 : recipients }
 }
 
+/**
+ * Engine work nobody waits for: a leave has happened whatever the engine says. If it fails (Redis is
+ * down), presence expires the member after PRESENCE_TTL_MS, since this node stops refreshing it.
+ */
+function inBackground (work: Awaitable<void>): void {
+  if (isPromise(work)) work.catch(() => {})
+}
+
 function conflationKeyOf (room: string, key: string | undefined): string | undefined {
   return key === undefined ? undefined : `${room}\u0000${key}`
 }
@@ -114,7 +122,12 @@ export class Hub {
     engine.broker.handle({
       publication: publication => { this.deliver(publication) },
       broadcast: broadcast => { this.deliverBroadcast(broadcast) },
-      presence: event => { this.queuePresence(event) }
+      presence: event => { this.queuePresence(event) },
+      epoch: (room, epoch) => {
+        const local = this.index.get(room)
+        if (local !== undefined) this.noteEpoch(local, room, epoch)
+      },
+      lost: (room, from, to) => { this.reportLost(room, from, to) }
     })
   }
 
@@ -173,9 +186,9 @@ export class Hub {
   leave (connection: Connection, room: string): boolean {
     const outcome = this.index.remove(connection, room)
     if (outcome === 'absent') return false
-    if (outcome === 'emptied') void this.engine.broker.unsubscribe(room)
-    void this.engine.presence.leave(room, connection.id)
-    void this.engine.broker.presence({ room, kind: 'left', client: connection.id })
+    if (outcome === 'emptied') inBackground(this.engine.broker.unsubscribe(room))
+    inBackground(this.engine.presence.leave(room, connection.id))
+    inBackground(this.engine.broker.presence({ room, kind: 'left', client: connection.id }))
     return true
   }
 
@@ -232,7 +245,7 @@ export class Hub {
 
   private enterPresence (connection: Connection, room: string, options: JoinOptions): Awaitable<void> {
     return then(this.engine.presence.join(room, { client: connection.id, user: options.user, joinedAt: Date.now(), info: options.info }), () => {
-      void this.engine.broker.presence({ room, kind: 'joined', client: connection.id, user: options.user })
+      inBackground(this.engine.broker.presence({ room, kind: 'joined', client: connection.id, user: options.user }))
     })
   }
 
@@ -262,6 +275,20 @@ export class Hub {
     const frame = createFrame(encodeEpoch(roomName, epoch), Priority.critical)
     for (const member of room.members) member.deliver(frame)
     if (room.pending !== undefined) for (const waiting of room.pending.values()) waiting.push(frame)
+  }
+
+  /** Messages that never reached this node and that history no longer has: members are told, as for any drop. */
+  private reportLost (roomName: string, from: number, to: number): void {
+    const room = this.index.get(roomName)
+    if (room === undefined) return
+    const frame = createFrame(encodeGap(roomName, [[from, to]], 'lost'), Priority.critical)
+    let members = room.members.size
+    for (const member of room.members) member.deliver(frame)
+    if (room.pending !== undefined) {
+      for (const waiting of room.pending.values()) waiting.push(frame)
+      members += room.pending.size
+    }
+    this.streams.count(this.streams.gaps, 'lost', members)
   }
 
   private deliverBroadcast (broadcast: Broadcast): void {

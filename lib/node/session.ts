@@ -11,6 +11,7 @@ import { isErrorCode, type ErrorCode } from '../protocol/errors.js'
 import { Priority } from '../protocol/priority.js'
 import type { ClientOp, Ref } from '../protocol/schemas.js'
 import { isPromise } from '../engine/composed.js'
+import { EngineUnavailableError } from '../engine/errors.js'
 import { TaskError } from '../tasks/types.js'
 import { OP_HANDLERS } from './ops/index.js'
 import { OpError, type Answer, type OpHandler, type OpSession, type SessionContext } from './ops/types.js'
@@ -246,6 +247,8 @@ export class ClientSession implements OpSession, OutboxListeners, PeerCloseListe
   private refuse (ref: Ref | undefined, error: unknown): void {
     if (error instanceof OpError) {
       this.fail(ref, error.code, error.message)
+    } else if (error instanceof EngineUnavailableError) {
+      this.fail(ref, 'unavailable', 'the engine is unavailable (Redis cannot be reached): not done, try again')
     } else if (error instanceof TaskError) {
       // A cancelled task belongs to a connection that is gone: nobody is left to tell.
       if (isErrorCode(error.code)) this.fail(ref, error.code, error.message)

@@ -21,6 +21,7 @@ export const ERROR_STATUS = {
   shutting_down: 503,
   server_full: 503,
   under_pressure: 503,
+  unavailable: 503,
   timeout: 504
 } as const satisfies Record<string, number>
 

@@ -58,7 +58,9 @@ async function setup (t: Test, factory: EngineFactory, settings: Partial<EngineS
       }
     },
     broadcast (broadcast) { delivered.broadcasts.push(broadcast) },
-    presence (event) { delivered.presence.push(event) }
+    presence (event) { delivered.presence.push(event) },
+    epoch () {},
+    lost () {}
   })
   return { engine, delivered }
 }

@@ -158,7 +158,7 @@ export class MemoryHistory implements HistoryStore {
     return { recovered: true, position, publications }
   }
 
-  stats (): HistoryStats {
+  stats (): Required<HistoryStats> {
     return { streams: this.streams.size, messages: this.messages, bytes: this.bytes, duplicates: this.duplicates, evictedStreams: this.evictedStreams }
   }
 

@@ -1,0 +1,152 @@
+import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from '../../metrics/histogram.js'
+import { Sequencer } from '../sequencer.js'
+import type { Broadcast, Broker, BrokerHandlers, HistoryPage, HistoryQuery, PresenceEvent, Publication, StreamPosition } from '../types.js'
+import { decodePayload, encodeRequest } from './entry.js'
+import { run, type Shard, type Shards } from './shards.js'
+
+export interface RedisBrokerOptions {
+  /** How often each node compares every subscribed room's position with what it received. */
+  positionCheckMs: number
+  /** The stream store the broker repairs from. */
+  read: (room: string, query: HistoryQuery) => Promise<HistoryPage>
+  /** Reads the room's current position (creating a new life for a stream Redis lost). */
+  positions: (shard: Shard, rooms: readonly string[]) => Promise<StreamPosition[]>
+}
+
+const SUBSCRIBE_BATCH = 1000
+
+/**
+ * Fan-out over Redis pub/sub: one subscriber connection per shard carries every room this node has
+ * members in (a channel per room) and, on the first shard, the global broadcasts. Messages pass through
+ * a Sequencer, so a dropped connection or a lost pub/sub message turns into a repair from history.
+ */
+export class RedisBroker implements Broker {
+  private handlers: BrokerHandlers | undefined
+  readonly sequencer: Sequencer
+  /** From the script's clock (Redis) to this node's receipt. */
+  readonly lagSeconds = new PlainHistogram(LATENCY_BUCKETS_SECONDS)
+  private readonly checker: NodeJS.Timeout
+  private readonly channelPrefix: string
+  private closed = false
+
+  constructor (private readonly shards: Shards, private readonly options: RedisBrokerOptions) {
+    this.channelPrefix = shards.channel('')
+    this.sequencer = new Sequencer({
+      publication: publication => { this.handlers?.publication(publication) },
+      epoch: (room, epoch) => { this.handlers?.epoch(room, epoch) },
+      lost: (room, from, to) => { this.handlers?.lost(room, from, to) }
+    }, options.read)
+    for (const shard of shards.list) {
+      shard.subscriber.on('message', (channel: string, message: string) => { this.receive(shard, channel, message) })
+      let connectedBefore = false
+      shard.subscriber.on('ready', () => {
+        if (connectedBefore) {
+          shard.stats.reconnects++
+          void this.resubscribe(shard)
+        }
+        connectedBefore = true
+      })
+    }
+    this.checker = setInterval(() => { void this.checkPositions() }, options.positionCheckMs)
+    this.checker.unref()
+  }
+
+  /** Subscribes the broadcast channel; the rooms come with their members. */
+  async start (): Promise<void> {
+    const first = this.shards.first
+    await run(first, () => first.subscriber.subscribe(this.shards.broadcastChannel))
+  }
+
+  handle (handlers: BrokerHandlers): void {
+    this.handlers = handlers
+  }
+
+  /** For a history that is not in Redis; the Redis engine publishes inside its append script instead. */
+  async publish (publication: Publication): Promise<void> {
+    const shard = this.shards.of(publication.room)
+    const message = `m${publication.epoch}|${publication.seq}|${Date.now()}|${encodeRequest(publication)}`
+    await run(shard, () => shard.command.publish(this.shards.channel(publication.room), message))
+  }
+
+  async broadcast (broadcast: Broadcast): Promise<void> {
+    const first = this.shards.first
+    await run(first, () => first.command.publish(this.shards.broadcastChannel, JSON.stringify(broadcast)))
+  }
+
+  async presence (event: PresenceEvent): Promise<void> {
+    const shard = this.shards.of(event.room)
+    const message = `p${JSON.stringify({ kind: event.kind, client: event.client, user: event.user })}`
+    await run(shard, () => shard.command.publish(this.shards.channel(event.room), message))
+  }
+
+  async subscribe (room: string): Promise<void> {
+    this.sequencer.track(room)
+    const shard = this.shards.of(room)
+    await run(shard, () => shard.subscriber.subscribe(this.shards.channel(room)))
+  }
+
+  async unsubscribe (room: string): Promise<void> {
+    this.sequencer.untrack(room)
+    const shard = this.shards.of(room)
+    // A room left during an outage is not resubscribed when the connection returns.
+    if (shard.subscriber.status === 'ready') await run(shard, () => shard.subscriber.unsubscribe(this.shards.channel(room))).catch(() => {})
+  }
+
+  close (): void {
+    this.closed = true
+    clearInterval(this.checker)
+    this.handlers = undefined
+  }
+
+  private receive (shard: Shard, channel: string, message: string): void {
+    shard.stats.messagesIn++
+    if (channel === this.shards.broadcastChannel) {
+      this.handlers?.broadcast(JSON.parse(message) as Broadcast)
+      return
+    }
+    const room = channel.slice(this.channelPrefix.length)
+    if (message.charCodeAt(0) === 109 /* m */) {
+      const epochEnd = message.indexOf('|', 1)
+      const seqEnd = message.indexOf('|', epochEnd + 1)
+      const storedEnd = message.indexOf('|', seqEnd + 1)
+      const storedAt = Number(message.slice(seqEnd + 1, storedEnd))
+      this.lagSeconds.observe(Math.max(0, Date.now() - storedAt) / 1000)
+      this.sequencer.accept(decodePayload(room, message.slice(1, epochEnd), Number(message.slice(epochEnd + 1, seqEnd)), message, storedEnd + 1))
+    } else {
+      const event = JSON.parse(message.slice(1)) as { kind: 'joined' | 'left', client: string, user?: string }
+      this.handlers?.presence({ room, kind: event.kind, client: event.client, user: event.user })
+    }
+  }
+
+  /** After a reconnect: every room this node still has members in, then a check of what was missed. */
+  private async resubscribe (shard: Shard): Promise<void> {
+    const rooms = Array.from(this.sequencer.tracked()).filter(room => this.shards.of(room) === shard)
+    const channels = rooms.map(room => this.shards.channel(room))
+    if (shard === this.shards.first) channels.push(this.shards.broadcastChannel)
+    try {
+      for (let i = 0; i < channels.length; i += SUBSCRIBE_BATCH) await shard.subscriber.subscribe(...channels.slice(i, i + SUBSCRIBE_BATCH))
+    } catch {
+      // Dropped again before it finished: the next 'ready' starts over.
+      return
+    }
+    for (const room of rooms) this.sequencer.markUrgent(room)
+    await this.checkShard(shard)
+  }
+
+  private async checkPositions (): Promise<void> {
+    for (const shard of this.shards.list) await this.checkShard(shard)
+  }
+
+  private async checkShard (shard: Shard): Promise<void> {
+    if (this.closed || shard.command.status !== 'ready' || shard.subscriber.status !== 'ready') return
+    const rooms = Array.from(this.sequencer.tracked()).filter(room => this.shards.of(room) === shard)
+    if (rooms.length === 0) return
+    let positions: StreamPosition[]
+    try {
+      positions = await this.options.positions(shard, rooms)
+    } catch {
+      return
+    }
+    rooms.forEach((room, i) => { this.sequencer.check(room, positions[i] as StreamPosition) })
+  }
+}

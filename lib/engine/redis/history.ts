@@ -1,0 +1,111 @@
+import { randomBytes } from 'node:crypto'
+import type {
+  HistoryPage,
+  HistoryQuery,
+  HistoryStats,
+  HistoryStore,
+  Publication,
+  PublishOutcome,
+  PublishRequest,
+  Recovery,
+  RecoveryFailure,
+  StreamPosition
+} from '../types.js'
+import { decodeEntry, encodeRequest } from './entry.js'
+import { run, type ScriptCommands, type Shard, type Shards } from './shards.js'
+
+export interface RedisHistoryOptions {
+  /** Messages kept per room; 0 keeps none (seqs and ids still work). */
+  size: number
+  ttlMs: number
+  idempotencyTtlMs: number
+  /** Per-room size and ttl (ROOMS_CONFIG namespaces). */
+  limitsFor?: (room: string) => { size?: number | undefined, ttlMs?: number | undefined } | undefined
+}
+
+/** Offered with every call; the script uses it only when it creates the stream. */
+function candidateEpoch (): string {
+  return randomBytes(6).toString('base64url')
+}
+
+/**
+ * Streams in Redis, one script per operation on the room's shard. The stream's epoch lives next to its
+ * seq, so whichever node first touches a lost stream (expired, evicted, flushed) creates its new life,
+ * and every node sees the same one.
+ */
+export class RedisHistory implements HistoryStore {
+  private readonly counters: HistoryStats = { duplicates: 0 }
+
+  constructor (private readonly shards: Shards, private readonly options: RedisHistoryOptions) {}
+
+  append (request: PublishRequest): Promise<{ publication: Publication, duplicate: boolean }> {
+    return this.appendAndPublish(request, '').then(outcome => ({
+      publication: { ...request, seq: outcome.seq, epoch: outcome.epoch },
+      duplicate: outcome.duplicate
+    }))
+  }
+
+  /** Stores the message and, in the same script, publishes it on `channel` ('' publishes nothing). */
+  async appendAndPublish (request: PublishRequest, channel: string): Promise<PublishOutcome> {
+    const { room } = request
+    const shard = this.shards.of(room)
+    const { size, ttlMs } = this.limits(room)
+    const hasId = request.id !== undefined
+    const [epoch, seq, duplicate] = await run(shard, () => shard.command.sbAppend(
+      this.shards.key(room, 's'), this.shards.key(room, 'h'), hasId ? this.shards.key(room, `i:${request.id as string}`) : this.shards.key(room, 's'),
+      candidateEpoch(), ttlMs, encodeRequest(request), size, this.options.idempotencyTtlMs, channel, hasId ? '1' : '0'))
+    if (duplicate === 1) this.counters.duplicates++
+    return { epoch, seq, duplicate: duplicate === 1 }
+  }
+
+  async position (room: string): Promise<StreamPosition> {
+    const shard = this.shards.of(room)
+    const [epoch, seq] = await run(shard, () => shard.command.sbPosition(
+      this.shards.key(room, 's'), this.shards.key(room, 'h'), candidateEpoch(), this.limits(room).ttlMs))
+    return { epoch, seq }
+  }
+
+  async read (room: string, query: HistoryQuery): Promise<HistoryPage> {
+    const shard = this.shards.of(room)
+    const [epoch, seq, entries] = await run(shard, () => shard.command.sbRead(
+      this.shards.key(room, 's'), this.shards.key(room, 'h'), candidateEpoch(), this.limits(room).ttlMs,
+      query.since ?? 0, query.limit, query.reverse === true ? '1' : '0'))
+    const publications = entries.map(entry => decodeEntry(room, epoch, entry))
+    if (query.reverse === true) publications.reverse()
+    return { position: { epoch, seq }, publications }
+  }
+
+  async recover (room: string, since: StreamPosition, max: number): Promise<Recovery> {
+    const shard = this.shards.of(room)
+    const [epoch, seq, failure, entries] = await run(shard, () => shard.command.sbRecover(
+      this.shards.key(room, 's'), this.shards.key(room, 'h'), candidateEpoch(), this.limits(room).ttlMs,
+      since.epoch, since.seq, max))
+    const position = { epoch, seq }
+    if (failure !== '') return { recovered: false, position, reason: failure as RecoveryFailure }
+    return { recovered: true, position, publications: (entries ?? []).map(entry => decodeEntry(room, epoch, entry)) }
+  }
+
+  /** The positions of many rooms of one shard in one pipeline (the broker's position check). */
+  async positions (shard: Shard, rooms: readonly string[]): Promise<StreamPosition[]> {
+    const pipeline = shard.command.pipeline() as unknown as ScriptCommands & { exec (): Promise<[Error | null, unknown][] | null> }
+    for (const room of rooms) pipeline.sbPosition(this.shards.key(room, 's'), this.shards.key(room, 'h'), candidateEpoch(), this.limits(room).ttlMs)
+    const results = await run(shard, () => pipeline.exec())
+    return (results ?? []).map(([error, value]) => {
+      if (error !== null) throw error
+      const [epoch, seq] = value as [string, number]
+      return { epoch, seq }
+    })
+  }
+
+  /** Only what this node counted: the streams themselves are Redis's to count. */
+  stats (): HistoryStats {
+    return this.counters
+  }
+
+  close (): void {}
+
+  private limits (room: string): { size: number, ttlMs: number } {
+    const limits = this.options.limitsFor?.(room)
+    return { size: limits?.size ?? this.options.size, ttlMs: limits?.ttlMs ?? this.options.ttlMs }
+  }
+}

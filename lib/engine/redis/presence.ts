@@ -1,0 +1,101 @@
+import type { PresenceMember, PresencePage, PresenceStats, PresenceStore } from '../types.js'
+import { run, type Shards } from './shards.js'
+
+export interface RedisPresenceOptions {
+  /** A member whose node stopped refreshing it is gone this long after the last refresh. */
+  ttlMs: number
+}
+
+interface StoredMember {
+  c: string
+  u?: string
+  j: number
+  i?: unknown
+}
+
+/**
+ * Presence in Redis, shared by every node. Each node refreshes the expiry of its own members in one
+ * script call per room every third of PRESENCE_TTL_MS (not one command per member), and that call also
+ * drops members nobody refreshes any more (a node that died) and announces them as left.
+ */
+export class RedisPresence implements PresenceStore {
+  /** This node's members, by room: what its refresh keeps alive. */
+  private readonly local = new Map<string, Set<string>>()
+  private localMembers = 0
+  private readonly refresher: NodeJS.Timeout
+
+  constructor (private readonly shards: Shards, private readonly options: RedisPresenceOptions) {
+    this.refresher = setInterval(() => { void this.refresh() }, Math.max(100, Math.floor(options.ttlMs / 3)))
+    this.refresher.unref()
+  }
+
+  async join (room: string, member: PresenceMember): Promise<void> {
+    const shard = this.shards.of(room)
+    const stored: StoredMember = { c: member.client, u: member.user, j: member.joinedAt, i: member.info }
+    await run(shard, () => shard.command.sbPresenceJoin(...this.keys(room), member.client, JSON.stringify(stored), this.options.ttlMs))
+    let clients = this.local.get(room)
+    if (clients === undefined) {
+      clients = new Set()
+      this.local.set(room, clients)
+    }
+    if (!clients.has(member.client)) {
+      clients.add(member.client)
+      this.localMembers++
+    }
+  }
+
+  async leave (room: string, client: string): Promise<void> {
+    const clients = this.local.get(room)
+    if (clients?.delete(client) === true) {
+      this.localMembers--
+      if (clients.size === 0) this.local.delete(room)
+    }
+    const shard = this.shards.of(room)
+    await run(shard, () => shard.command.sbPresenceLeave(...this.keys(room), client))
+  }
+
+  async page (room: string, limit: number, cursor?: string): Promise<PresencePage> {
+    const shard = this.shards.of(room)
+    const after = cursor !== undefined && /^\d{1,16}$/.test(cursor) ? cursor : '0'
+    const [total, flat, more] = await run(shard, () => shard.command.sbPresencePage(...this.keys(room), after, limit))
+    const members: PresenceMember[] = []
+    let last = after
+    for (let i = 0; i < flat.length; i += 2) {
+      last = flat[i] as string
+      const stored = JSON.parse(flat[i + 1] as string) as StoredMember
+      members.push({ client: stored.c, user: stored.u, joinedAt: stored.j, info: stored.i })
+    }
+    return more === 1 ? { total, members, cursor: last } : { total, members }
+  }
+
+  /** This node's share: the whole room lives in Redis. */
+  stats (): PresenceStats {
+    return { rooms: this.local.size, members: this.localMembers }
+  }
+
+  close (): void {
+    clearInterval(this.refresher)
+  }
+
+  private keys (room: string): [string, string, string] {
+    return [this.shards.key(room, 'p'), this.shards.key(room, 'm'), this.shards.key(room, 'x')]
+  }
+
+  /** One pipeline per shard; a shard that is down is refreshed at the next round. */
+  private async refresh (): Promise<void> {
+    const byShard = new Map<number, [string, Set<string>][]>()
+    for (const entry of this.local) {
+      const index = this.shards.of(entry[0]).index
+      let rooms = byShard.get(index)
+      if (rooms === undefined) byShard.set(index, rooms = [])
+      rooms.push(entry)
+    }
+    await Promise.all(Array.from(byShard, async ([index, rooms]) => {
+      const shard = this.shards.list[index]
+      if (shard === undefined || shard.command.status !== 'ready') return
+      const pipeline = shard.command.pipeline() as unknown as { sbPresenceRefresh (...args: (string | number)[]): void, exec (): Promise<unknown> }
+      for (const [room, clients] of rooms) pipeline.sbPresenceRefresh(...this.keys(room), this.options.ttlMs, this.shards.channel(room), ...clients)
+      await pipeline.exec().catch(() => {})
+    }))
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * The Lua scripts of the Redis engine. Each runs atomically on the room's shard, so a stream is never
+ * seen half-written and live order (PUBLISH inside the script) equals seq order.
+ *
+ * Keys of a room R under prefix P: `P{R}:s` (hash: e = epoch, t = latest seq), `P{R}:h` (list of
+ * entries, oldest first, `seq|storedAt|payload`), `P{R}:i:<id>` (idempotency: `epoch:seq`). The braces
+ * keep a room's keys in one Redis Cluster slot.
+ */
+
+/** Shared by the stream scripts: Redis's clock, stream creation, and dropping entries older than the ttl. */
+const STREAM_PRELUDE = `
+local meta, list = KEYS[1], KEYS[2]
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+local epoch = redis.call('HGET', meta, 'e')
+local top = 0
+if epoch then
+  top = tonumber(redis.call('HGET', meta, 't'))
+else
+  -- A stream begins (or begins again after it expired or Redis lost it): entries of an earlier life go.
+  epoch = ARGV[1]
+  redis.call('HSET', meta, 'e', epoch, 't', 0)
+  redis.call('PEXPIRE', meta, ttl)
+  redis.call('DEL', list)
+end
+local function trimExpired ()
+  local oldest = now - ttl
+  while true do
+    local head = redis.call('LINDEX', list, 0)
+    if not head then return end
+    if tonumber(string.match(head, '^%d+|(%d+)|')) >= oldest then return end
+    redis.call('LPOP', list)
+  end
+end
+`
+
+/**
+ * KEYS: meta, list, id key (any key when there is no id). ARGV: candidate epoch, ttl ms, payload,
+ * history size, idempotency ttl ms, channel ('' publishes nothing), has id ('1'). Returns
+ * {epoch, seq, duplicate}.
+ */
+export const APPEND = STREAM_PRELUDE + `
+local hasId = ARGV[7] == '1'
+if hasId then
+  local seen = redis.call('GET', KEYS[3])
+  if seen then
+    local sep = string.find(seen, ':', 1, true)
+    if string.sub(seen, 1, sep - 1) == epoch then return {epoch, tonumber(string.sub(seen, sep + 1)), 1} end
+  end
+end
+local seq = redis.call('HINCRBY', meta, 't', 1)
+redis.call('PEXPIRE', meta, ttl)
+local entry = seq .. '|' .. now .. '|' .. ARGV[3]
+local size = tonumber(ARGV[4])
+if size > 0 then
+  redis.call('RPUSH', list, entry)
+  redis.call('LTRIM', list, -size, -1)
+  trimExpired()
+  redis.call('PEXPIRE', list, ttl)
+end
+local idTtl = tonumber(ARGV[5])
+if hasId and idTtl > 0 then redis.call('SET', KEYS[3], epoch .. ':' .. seq, 'PX', idTtl) end
+if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], 'm' .. epoch .. '|' .. entry) end
+return {epoch, seq, 0}
+`
+
+/** KEYS: meta, list. ARGV: candidate epoch, ttl ms. Returns {epoch, top}. */
+export const POSITION = STREAM_PRELUDE + `
+return {epoch, top}
+`
+
+/**
+ * KEYS: meta, list. ARGV: candidate epoch, ttl ms, since, limit, reverse ('1'). Returns
+ * {epoch, top, entries} with entries oldest first.
+ */
+export const READ = STREAM_PRELUDE + `
+trimExpired()
+local kept = redis.call('LLEN', list)
+local first = top - kept + 1
+local lowest = math.max(first, tonumber(ARGV[3]) + 1)
+local count = math.min(tonumber(ARGV[4]), top - lowest + 1)
+if count <= 0 then return {epoch, top, {}} end
+if ARGV[5] == '1' then return {epoch, top, redis.call('LRANGE', list, kept - count, kept - 1)} end
+local start = lowest - first
+return {epoch, top, redis.call('LRANGE', list, start, start + count - 1)}
+`
+
+/**
+ * KEYS: meta, list. ARGV: candidate epoch, ttl ms, since epoch, since seq, max. Returns
+ * {epoch, top, failure reason or '', entries}.
+ */
+export const RECOVER = STREAM_PRELUDE + `
+local since = tonumber(ARGV[4])
+if ARGV[3] ~= epoch or since > top then return {epoch, top, 'epoch_changed'} end
+if top - since > tonumber(ARGV[5]) then return {epoch, top, 'too_many'} end
+trimExpired()
+local kept = redis.call('LLEN', list)
+if since + 1 < top - kept + 1 then return {epoch, top, 'too_old'} end
+return {epoch, top, '', redis.call('LRANGE', list, since - (top - kept), -1)}
+`
+
+/**
+ * Presence of a room R: `P{R}:p` (sorted set, score = join order in Redis's microseconds, so a cursor
+ * stays meaningful when the room empties and fills again), `P{R}:m` (hash client → member JSON) and
+ * `P{R}:x` (sorted set, score = expiry in ms). A member lives while its node refreshes it.
+ */
+const PRESENCE_PRELUDE = `
+local order, members, expiry = KEYS[1], KEYS[2], KEYS[3]
+local clock = redis.call('TIME')
+local nowUs = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local now = math.floor(nowUs / 1000)
+-- unpack() is bounded by Lua's C stack (about 8000 values): long argument lists go in slices.
+local function inSlices (command, key, values, prefix)
+  for first = 1, #values, 1000 do
+    local slice = {}
+    for i = first, math.min(first + 999, #values) do slice[#slice + 1] = values[i] end
+    if prefix then redis.call(command, key, prefix, unpack(slice)) else redis.call(command, key, unpack(slice)) end
+  end
+end
+local function removeExpired ()
+  local gone = redis.call('ZRANGEBYSCORE', expiry, '-inf', now)
+  inSlices('ZREM', order, gone)
+  inSlices('HDEL', members, gone)
+  inSlices('ZREM', expiry, gone)
+  return gone
+end
+local function keepFor (ms)
+  redis.call('PEXPIRE', order, ms)
+  redis.call('PEXPIRE', members, ms)
+  redis.call('PEXPIRE', expiry, ms)
+end
+`
+
+/** KEYS: order, members, expiry. ARGV: client, member JSON, ttl ms. Returns 1 if the client was new. */
+export const PRESENCE_JOIN = PRESENCE_PRELUDE + `
+local ttl = tonumber(ARGV[3])
+if redis.call('ZSCORE', order, ARGV[1]) then
+  redis.call('ZADD', expiry, now + ttl, ARGV[1])
+  return 0
+end
+local last = redis.call('ZRANGE', order, -1, -1, 'WITHSCORES')
+local score = nowUs
+if last[2] and tonumber(last[2]) >= score then score = tonumber(last[2]) + 1 end
+redis.call('ZADD', order, score, ARGV[1])
+redis.call('HSET', members, ARGV[1], ARGV[2])
+redis.call('ZADD', expiry, now + ttl, ARGV[1])
+keepFor(ttl)
+return 1
+`
+
+/** KEYS: order, members, expiry. ARGV: client. */
+export const PRESENCE_LEAVE = PRESENCE_PRELUDE + `
+redis.call('ZREM', order, ARGV[1])
+redis.call('HDEL', members, ARGV[1])
+return redis.call('ZREM', expiry, ARGV[1])
+`
+
+/**
+ * KEYS: order, members, expiry. ARGV: after (score, exclusive), limit. Drops expired members first.
+ * Returns {total, scores and member JSON interleaved, more (1/0)}.
+ */
+export const PRESENCE_PAGE = PRESENCE_PRELUDE + `
+removeExpired()
+local total = redis.call('ZCARD', order)
+local limit = tonumber(ARGV[2])
+local page = redis.call('ZRANGEBYSCORE', order, '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, limit + 1)
+local out = {}
+local count = math.min(limit, #page / 2)
+for i = 1, count do
+  out[#out + 1] = page[2 * i]
+  out[#out + 1] = redis.call('HGET', members, page[2 * i - 1])
+end
+return {total, out, #page / 2 > limit and 1 or 0}
+`
+
+/**
+ * A node's heartbeat for one room. KEYS: order, members, expiry. ARGV: ttl ms, channel, then the
+ * node's clients in the room. Extends their expiry, drops members nobody refreshed (a dead node's)
+ * and announces each of those as left on the room's channel.
+ */
+export const PRESENCE_REFRESH = PRESENCE_PRELUDE + `
+local ttl = tonumber(ARGV[1])
+local args = {}
+for i = 3, #ARGV do
+  args[#args + 1] = now + ttl
+  args[#args + 1] = ARGV[i]
+end
+if #args > 0 then
+  inSlices('ZADD', expiry, args, 'XX')
+  keepFor(ttl)
+end
+local gone = removeExpired()
+for _, client in ipairs(gone) do
+  redis.call('PUBLISH', ARGV[2], 'p' .. cjson.encode({kind = 'left', client = client}))
+end
+return #gone
+`

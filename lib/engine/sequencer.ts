@@ -1,0 +1,178 @@
+import type { HistoryPage, HistoryQuery, Publication, StreamPosition } from './types.js'
+
+/** Where the sequencer hands what it put in order. */
+export interface SequencerSink {
+  publication (publication: Publication): void
+  /** The room's stream began a new life that no publication announced (it was lost and recreated). */
+  epoch (room: string, epoch: string): void
+  /** Seqs `from`…`to` of the room passed this node by and history no longer keeps them. */
+  lost (room: string, from: number, to: number): void
+}
+
+export class SequencerStats {
+  /** Repairs started: a hole seen in the live stream, or a position check that found the node behind. */
+  repairs = 0
+  /** Messages delivered from history instead of the live stream. */
+  filled = 0
+  /** Messages reported lost to the members (gap frames with reason `lost`). */
+  lost = 0
+  /** Duplicates of messages already delivered, dropped. */
+  duplicates = 0
+}
+
+interface RoomState {
+  epoch: string | undefined
+  /** The latest seq handed on; meaningful once `epoch` is known. */
+  last: number
+  /** Live messages that arrived during a repair; they follow it. */
+  held: Publication[] | undefined
+  /** The stream's top at the previous position check, when this node was behind it. */
+  behindAt: number | undefined
+  /** Before the first message: the top seen at the previous check. */
+  idleTop: number | undefined
+  /** After a reconnect: repair at the next check without waiting for a second look. */
+  urgent: boolean
+}
+
+const REPAIR_PAGE = 1000
+
+/**
+ * Keeps each subscribed room's messages gapless and in seq order on their way from a broker to the
+ * node. A live message that skips seqs holds the ones after it until the missing ones are read from
+ * history; a periodic position check catches the messages of a quiet room that never arrived (a
+ * dropped pub/sub connection). What history no longer has is reported as lost, never skipped silently.
+ */
+export class Sequencer {
+  private readonly rooms = new Map<string, RoomState>()
+  readonly stats = new SequencerStats()
+
+  constructor (
+    private readonly sink: SequencerSink,
+    private readonly read: (room: string, query: HistoryQuery) => Promise<HistoryPage>
+  ) {}
+
+  track (room: string): void {
+    if (!this.rooms.has(room)) this.rooms.set(room, { epoch: undefined, last: 0, held: undefined, behindAt: undefined, idleTop: undefined, urgent: false })
+  }
+
+  untrack (room: string): void {
+    this.rooms.delete(room)
+  }
+
+  tracked (): IterableIterator<string> {
+    return this.rooms.keys()
+  }
+
+  /** The node's connection to the broker came back: anything may have been missed meanwhile. */
+  markUrgent (room: string): void {
+    const state = this.rooms.get(room)
+    if (state !== undefined) state.urgent = true
+  }
+
+  accept (publication: Publication): void {
+    const state = this.rooms.get(publication.room)
+    if (state === undefined) return
+    if (state.held !== undefined) {
+      state.held.push(publication)
+      return
+    }
+    if (state.epoch === undefined) {
+      // The first message since the subscription: everything before it is the join's business.
+      state.epoch = publication.epoch
+      state.last = publication.seq - 1
+    } else if (publication.epoch !== state.epoch) {
+      state.epoch = publication.epoch
+      state.last = 0
+    }
+    if (publication.seq <= state.last) {
+      this.stats.duplicates++
+    } else if (publication.seq === state.last + 1) {
+      state.last = publication.seq
+      this.sink.publication(publication)
+    } else {
+      this.repair(publication.room, state, [publication])
+    }
+  }
+
+  /** What a position check read for the room. */
+  check (room: string, position: StreamPosition): void {
+    const state = this.rooms.get(room)
+    if (state === undefined || state.held !== undefined) return
+    if (state.epoch === undefined) {
+      // Nothing arrived since the subscription. A top that stood still between two checks is the baseline;
+      // one that moved while nothing arrived means messages were published and missed.
+      const previous = state.idleTop
+      state.idleTop = position.seq
+      if (previous === undefined && !state.urgent) return
+      state.epoch = position.epoch
+      state.last = previous ?? position.seq
+      state.urgent = false
+      if (position.seq > state.last) this.repair(room, state, [])
+      return
+    }
+    if (position.epoch !== state.epoch) {
+      this.repair(room, state, [])
+      return
+    }
+    if (position.seq <= state.last) {
+      state.behindAt = undefined
+      state.urgent = false
+      return
+    }
+    // Behind: the messages may still be on their way, unless they were due at the previous check already.
+    if (state.urgent || (state.behindAt !== undefined && state.behindAt > state.last)) {
+      state.urgent = false
+      this.repair(room, state, [])
+      return
+    }
+    state.behindAt = position.seq
+  }
+
+  private repair (room: string, state: RoomState, held: Publication[]): void {
+    state.held = held
+    state.behindAt = undefined
+    this.stats.repairs++
+    this.fill(room, state).then(() => { this.release(room, state) }, () => {
+      // History is unreachable too: what the held messages skip over is reported, then they go on.
+      const next = state.held?.[0]
+      if (next !== undefined && next.epoch === state.epoch && next.seq > state.last + 1) this.reportLost(room, state, next.seq - 1)
+      this.release(room, state)
+    })
+  }
+
+  private async fill (room: string, state: RoomState): Promise<void> {
+    for (;;) {
+      const page = await this.read(room, { since: state.last, limit: REPAIR_PAGE })
+      if (this.rooms.get(room) !== state) return
+      if (page.position.epoch !== state.epoch) {
+        // A new life: the old positions are void and the new one is read from its start.
+        state.epoch = page.position.epoch
+        state.last = 0
+        this.sink.epoch(room, page.position.epoch)
+        continue
+      }
+      const oldest = page.publications[0]?.seq ?? page.position.seq + 1
+      if (oldest > state.last + 1 && page.position.seq > state.last) this.reportLost(room, state, Math.min(oldest, page.position.seq + 1) - 1)
+      for (const publication of page.publications) {
+        if (publication.seq !== state.last + 1) continue
+        state.last = publication.seq
+        this.stats.filled++
+        this.sink.publication(publication)
+      }
+      if (page.publications.length < REPAIR_PAGE || state.last >= page.position.seq) return
+    }
+  }
+
+  private reportLost (room: string, state: RoomState, to: number): void {
+    this.stats.lost += to - state.last
+    this.sink.lost(room, state.last + 1, to)
+    state.last = to
+  }
+
+  private release (room: string, state: RoomState): void {
+    const held = state.held ?? []
+    state.held = undefined
+    if (this.rooms.get(room) !== state) return
+    for (const publication of held) this.accept(publication)
+  }
+}

@@ -1,0 +1,185 @@
+import t from 'tap'
+import { Sequencer } from '../../../lib/engine/sequencer.js'
+import type { HistoryPage, HistoryQuery, Publication } from '../../../lib/engine/types.js'
+import { Priority } from '../../../lib/protocol/priority.js'
+
+function publication (seq: number, epoch = 'e1', room = 'r'): Publication {
+  return { room, data: String(seq), priority: Priority.normal, ts: seq, seq, epoch }
+}
+
+/** A stream as history has it: seqs `first`…`top` kept, of the given epoch. */
+class FakeHistory {
+  first = 1
+  top = 0
+  epoch = 'e1'
+  reads: HistoryQuery[] = []
+  failing = false
+  private pending: (() => void)[] = []
+  held = false
+
+  read = async (room: string, query: HistoryQuery): Promise<HistoryPage> => {
+    this.reads.push(query)
+    if (this.held) await new Promise<void>(resolve => this.pending.push(resolve))
+    if (this.failing) throw new Error('down')
+    const publications: Publication[] = []
+    for (let seq = Math.max(this.first, (query.since ?? 0) + 1); seq <= this.top && publications.length < query.limit; seq++) publications.push(publication(seq, this.epoch, room))
+    return { position: { seq: this.top, epoch: this.epoch }, publications }
+  }
+
+  release (): void {
+    this.held = false
+    for (const resolve of this.pending.splice(0)) resolve()
+  }
+}
+
+function setup () {
+  const history = new FakeHistory()
+  const delivered: number[] = []
+  const epochs: string[] = []
+  const lost: [number, number][] = []
+  const sequencer = new Sequencer({
+    publication: p => { delivered.push(p.seq) },
+    epoch: (_room, epoch) => { epochs.push(epoch) },
+    lost: (_room, from, to) => { lost.push([from, to]) }
+  }, history.read)
+  sequencer.track('r')
+  return { history, delivered, epochs, lost, sequencer }
+}
+
+const settle = (): Promise<void> => new Promise(resolve => setImmediate(resolve))
+
+t.test('in-order messages pass straight through; duplicates and untracked rooms are dropped', async t => {
+  const { sequencer, delivered, history } = setup()
+  for (const seq of [5, 6, 7, 7, 6]) sequencer.accept(publication(seq))
+  sequencer.accept(publication(1, 'e1', 'other'))
+  t.same(delivered, [5, 6, 7], 'the first message is the baseline; repeats are dropped')
+  t.equal(sequencer.stats.duplicates, 2)
+  t.same(history.reads, [], 'no history read for a stream without holes')
+})
+
+t.test('a hole in the live stream is filled from history, and what came meanwhile follows in order', async t => {
+  const { sequencer, delivered, history } = setup()
+  history.top = 10
+  sequencer.accept(publication(1))
+  history.held = true
+  sequencer.accept(publication(5))
+  sequencer.accept(publication(6))
+  sequencer.accept(publication(8))
+  t.same(delivered, [1], 'held while history is read')
+  history.release()
+  await settle()
+  await settle()
+  t.same(delivered, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 'every seq once, in order; the history read covered what was held')
+  t.same(history.reads[0], { since: 1, limit: 1000 })
+  t.equal(sequencer.stats.filled, 9, 'all of 2…10 came from history; the held copies were duplicates')
+})
+
+t.test('what history no longer keeps is reported lost, never skipped silently', async t => {
+  const { sequencer, delivered, lost, history } = setup()
+  sequencer.accept(publication(1))
+  history.first = 6
+  history.top = 7
+  sequencer.accept(publication(8))
+  await settle()
+  await settle()
+  t.same(lost, [[2, 5]])
+  t.same(delivered, [1, 6, 7, 8])
+  t.equal(sequencer.stats.lost, 4)
+})
+
+t.test('history unreachable during a repair: the skipped seqs are reported and delivery goes on', async t => {
+  const { sequencer, delivered, lost, history } = setup()
+  sequencer.accept(publication(1))
+  history.failing = true
+  sequencer.accept(publication(4))
+  await settle()
+  await settle()
+  t.same(lost, [[2, 3]])
+  t.same(delivered, [1, 4])
+  sequencer.accept(publication(5))
+  t.same(delivered, [1, 4, 5], 'back to live delivery')
+})
+
+t.test('the position check repairs a quiet room only when it is still behind at the next check', async t => {
+  const { sequencer, delivered, history } = setup()
+  sequencer.accept(publication(1))
+  history.top = 3
+  sequencer.check('r', { seq: 3, epoch: 'e1' })
+  await settle()
+  t.same(delivered, [1], 'messages 2 and 3 may still be on their way')
+  t.same(history.reads, [])
+  sequencer.accept(publication(2))
+  sequencer.accept(publication(3))
+  sequencer.check('r', { seq: 3, epoch: 'e1' })
+  t.same(history.reads, [], 'they arrived: nothing to repair')
+  history.top = 5
+  sequencer.check('r', { seq: 5, epoch: 'e1' })
+  sequencer.accept(publication(4))
+  sequencer.check('r', { seq: 5, epoch: 'e1' })
+  await settle()
+  await settle()
+  t.same(delivered, [1, 2, 3, 4, 5], '5 was due at the previous check and never came: filled from history')
+  sequencer.accept(publication(5))
+  t.same(delivered, [1, 2, 3, 4, 5], 'a late live copy is a duplicate')
+})
+
+t.test('after a reconnect the first check repairs at once', async t => {
+  const { sequencer, delivered, history } = setup()
+  sequencer.accept(publication(1))
+  history.top = 4
+  sequencer.markUrgent('r')
+  sequencer.check('r', { seq: 4, epoch: 'e1' })
+  await settle()
+  await settle()
+  t.same(delivered, [1, 2, 3, 4])
+})
+
+t.test('a room that received nothing takes the top that stood still as its baseline, and repairs if it moved', async t => {
+  const { sequencer, delivered, history } = setup()
+  history.top = 7
+  sequencer.check('r', { seq: 7, epoch: 'e1' })
+  sequencer.check('r', { seq: 7, epoch: 'e1' })
+  history.top = 9
+  sequencer.check('r', { seq: 9, epoch: 'e1' })
+  sequencer.check('r', { seq: 9, epoch: 'e1' })
+  await settle()
+  await settle()
+  t.same(delivered, [8, 9], 'published after the baseline and never received')
+})
+
+t.test('a stream lost and recreated: the node is told the new epoch and reads the new life from its start', async t => {
+  const { sequencer, delivered, epochs, history } = setup()
+  sequencer.accept(publication(1))
+  sequencer.accept(publication(2))
+  history.epoch = 'e2'
+  history.top = 2
+  sequencer.check('r', { seq: 2, epoch: 'e2' })
+  await settle()
+  await settle()
+  t.same(epochs, ['e2'])
+  t.same(delivered, [1, 2, 1, 2], 'the new life\'s messages, seq 1 again')
+  sequencer.accept(publication(3, 'e2'))
+  t.same(delivered, [1, 2, 1, 2, 3])
+})
+
+t.test('a live message of a new epoch starts the new life', async t => {
+  const { sequencer, delivered, history } = setup()
+  sequencer.accept(publication(4))
+  sequencer.accept(publication(1, 'e2'))
+  sequencer.accept(publication(2, 'e2'))
+  t.same(delivered, [4, 1, 2])
+  t.same(history.reads, [])
+})
+
+t.test('an untracked room is forgotten, a repair in flight included', async t => {
+  const { sequencer, delivered, history } = setup()
+  sequencer.accept(publication(1))
+  history.top = 3
+  history.held = true
+  sequencer.accept(publication(3))
+  sequencer.untrack('r')
+  history.release()
+  await settle()
+  await settle()
+  t.same(delivered, [1])
+})
