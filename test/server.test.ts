@@ -1,43 +1,16 @@
-import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { SignJWT } from 'jose'
 import t from 'tap'
 import WebSocket from 'ws'
 import { TestClient } from './helpers/app.js'
-
-const root = fileURLToPath(new URL('..', import.meta.url))
-
-function start (env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import=tsx', 'server.ts'], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', WORKERS: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let output = ''
-  child.stdout.on('data', chunk => { output += chunk })
-  child.stderr.on('data', chunk => { output += chunk })
-  const exited = new Promise<number | null>(resolve => child.once('exit', code => resolve(code)))
-  return { child, exited, output: () => output }
-}
+import { listening, startProcess as start } from './helpers/node-process.js'
 
 t.test('a bad environment value stops the boot, naming the variable', async t => {
   const server = start({ PORT: 'http' })
   t.equal(await server.exited, 1)
   t.match(server.output(), /invalid configuration: PORT must be an integer from 0 to 65535 \(got "http"\)/)
 })
-
-/** Resolves with the port once the server logged that it listens. */
-function listening (server: ReturnType<typeof start>): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listen line: ${server.output()}`)), 20_000)
-    server.child.stdout.on('data', () => {
-      const match = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(server.output())
-      if (match !== null) { clearTimeout(timer); resolve(Number(match[1])) }
-    })
-  })
-}
 
 t.test('npm start entry: listens, serves, and exits 0 on SIGTERM after a graceful close', async t => {
   const server = start({ PORT: '0', LOG_LEVEL: 'info' })

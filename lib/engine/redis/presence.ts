@@ -24,7 +24,15 @@ export class RedisPresence implements PresenceStore {
   private localMembers = 0
   private readonly refresher: NodeJS.Timeout
 
-  constructor (private readonly shards: Shards, private readonly options: RedisPresenceOptions) {
+  /**
+   * A member is kept this long past each refresh and refreshes come every third of the ttl, so a dead
+   * node's member expires within 2/3 of it and the next refresh of any live node (or a read) drops it:
+   * gone within PRESENCE_TTL_MS.
+   */
+  private readonly lifetimeMs: number
+
+  constructor (private readonly shards: Shards, options: RedisPresenceOptions) {
+    this.lifetimeMs = Math.floor(options.ttlMs * 2 / 3)
     this.refresher = setInterval(() => { void this.refresh() }, Math.max(100, Math.floor(options.ttlMs / 3)))
     this.refresher.unref()
   }
@@ -32,7 +40,7 @@ export class RedisPresence implements PresenceStore {
   async join (room: string, member: PresenceMember): Promise<void> {
     const shard = this.shards.of(room)
     const stored: StoredMember = { c: member.client, u: member.user, j: member.joinedAt, i: member.info }
-    await run(shard, () => shard.command.sbPresenceJoin(...this.keys(room), member.client, JSON.stringify(stored), this.options.ttlMs))
+    await run(shard, () => shard.command.sbPresenceJoin(...this.keys(room), member.client, JSON.stringify(stored), this.lifetimeMs))
     let clients = this.local.get(room)
     if (clients === undefined) {
       clients = new Set()
@@ -94,7 +102,7 @@ export class RedisPresence implements PresenceStore {
       const shard = this.shards.list[index]
       if (shard === undefined || shard.command.status !== 'ready') return
       const pipeline = shard.command.pipeline() as unknown as { sbPresenceRefresh (...args: (string | number)[]): void, exec (): Promise<unknown> }
-      for (const [room, clients] of rooms) pipeline.sbPresenceRefresh(...this.keys(room), this.options.ttlMs, this.shards.channel(room), ...clients)
+      for (const [room, clients] of rooms) pipeline.sbPresenceRefresh(...this.keys(room), this.lifetimeMs, this.shards.channel(room), ...clients)
       await pipeline.exec().catch(() => {})
     }))
   }
