@@ -21,15 +21,13 @@ export class SequencerStats {
 }
 
 interface RoomState {
-  epoch: string | undefined
-  /** The latest seq handed on; meaningful once `epoch` is known. */
+  epoch: string
+  /** The latest seq handed on. */
   last: number
   /** Live messages that arrived during a repair; they follow it. */
   held: Publication[] | undefined
   /** The stream's top at the previous position check, when this node was behind it. */
   behindAt: number | undefined
-  /** Before the first message: the top seen at the previous check. */
-  idleTop: number | undefined
   /** After a reconnect: repair at the next check without waiting for a second look. */
   urgent: boolean
 }
@@ -51,8 +49,12 @@ export class Sequencer {
     private readonly read: (room: string, query: HistoryQuery) => Promise<HistoryPage>
   ) {}
 
-  track (room: string): void {
-    if (!this.rooms.has(room)) this.rooms.set(room, { epoch: undefined, last: 0, held: undefined, behindAt: undefined, idleTop: undefined, urgent: false })
+  /**
+   * Starts with the position read before the subscription: everything after it is published while (or
+   * after) the subscription is made, so it either arrives live or shows up as a hole to repair.
+   */
+  track (room: string, position: StreamPosition): void {
+    if (!this.rooms.has(room)) this.rooms.set(room, { epoch: position.epoch, last: position.seq, held: undefined, behindAt: undefined, urgent: false })
   }
 
   untrack (room: string): void {
@@ -76,11 +78,7 @@ export class Sequencer {
       state.held.push(publication)
       return
     }
-    if (state.epoch === undefined) {
-      // The first message since the subscription: everything before it is the join's business.
-      state.epoch = publication.epoch
-      state.last = publication.seq - 1
-    } else if (publication.epoch !== state.epoch) {
+    if (publication.epoch !== state.epoch) {
       state.epoch = publication.epoch
       state.last = 0
     }
@@ -98,18 +96,6 @@ export class Sequencer {
   check (room: string, position: StreamPosition): void {
     const state = this.rooms.get(room)
     if (state === undefined || state.held !== undefined) return
-    if (state.epoch === undefined) {
-      // Nothing arrived since the subscription. A top that stood still between two checks is the baseline;
-      // one that moved while nothing arrived means messages were published and missed.
-      const previous = state.idleTop
-      state.idleTop = position.seq
-      if (previous === undefined && !state.urgent) return
-      state.epoch = position.epoch
-      state.last = previous ?? position.seq
-      state.urgent = false
-      if (position.seq > state.last) this.repair(room, state, [])
-      return
-    }
     if (position.epoch !== state.epoch) {
       this.repair(room, state, [])
       return

@@ -28,6 +28,8 @@ export class RedisBroker implements Broker {
   private readonly checker: NodeJS.Timeout
   private readonly channelPrefix: string
   private closed = false
+  /** Rooms the node asked for and has not given up, including those whose subscription is under way. */
+  private readonly wanted = new Set<string>()
 
   constructor (private readonly shards: Shards, private readonly options: RedisBrokerOptions) {
     this.channelPrefix = shards.channel('')
@@ -79,13 +81,19 @@ export class RedisBroker implements Broker {
     await run(shard, () => shard.command.publish(this.shards.channel(event.room), message))
   }
 
+  /** Reads the position first: the sequencer's starting point (see Sequencer.track). */
   async subscribe (room: string): Promise<void> {
-    this.sequencer.track(room)
+    this.wanted.add(room)
     const shard = this.shards.of(room)
+    const [position] = await this.options.positions(shard, [room])
+    // Unsubscribed while the position was read: the room emptied again.
+    if (!this.wanted.has(room) || position === undefined) return
+    this.sequencer.track(room, position)
     await run(shard, () => shard.subscriber.subscribe(this.shards.channel(room)))
   }
 
   async unsubscribe (room: string): Promise<void> {
+    this.wanted.delete(room)
     this.sequencer.untrack(room)
     const shard = this.shards.of(room)
     // A room left during an outage is not resubscribed when the connection returns.
