@@ -135,7 +135,10 @@ export interface PresenceMember {
 }
 
 export interface PresencePage {
+  /** Connections in the room. */
   readonly total: number
+  /** Distinct `user`s among them (connections without a token are not counted). */
+  readonly users: number
   readonly members: readonly PresenceMember[]
   /** Pass it back for the next page; absent on the last one. */
   readonly cursor?: string | undefined

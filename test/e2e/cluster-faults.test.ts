@@ -20,6 +20,7 @@ async function twoNodes (t: Test, redisUrl: string, extra: Record<string, string
     REDIS_TIMEOUT_MS: '1000',
     POSITION_CHECK_MS: '300',
     DEMO: 'false',
+    API_KEY: 'faults-key',
     RATE_LIMIT_PER_SEC: '100000',
     RATE_LIMIT_BURST: '100000',
     ...extra
@@ -88,6 +89,13 @@ t.test('Redis unreachable for 5 s during a publish stream: publishes answer unav
       phase = 'outage'
       await untilReadiness(a!, 503)
       t.equal(await readiness(b!), 503, '/readyz is 503 on every node while Redis is away')
+      const http = await fetch(`http://127.0.0.1:${b!.port}/api/rooms/r/messages`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer faults-key', 'content-type': 'application/json' },
+        body: JSON.stringify({ data: 'via http' })
+      })
+      t.equal(http.status, 503, 'an HTTP publish answers 503')
+      t.match(await http.json(), { code: 'unavailable', message: String })
       setTimeout(() => { proxy.restore() }, 5000)
     }
     if (phase === 'outage' && await readiness(a!) === 200) phase = 'after'

@@ -221,7 +221,22 @@ export function engineConformance (name: string, factory: EngineFactory): void {
     t.same(seen.slice(0, 3), ['c0', 'c1', 'c2'], 'in join order')
     t.match((await engine.presence.page(room, 1)).members, [{ client: 'c0', joinedAt: 0, info: { n: 0 } }], 'with what they joined with')
     for (let i = 0; i < total; i++) await engine.presence.leave(room, `c${i}`)
-    t.same(await engine.presence.page(room, 10), { total: 0, members: [] })
+    t.same(await engine.presence.page(room, 10), { total: 0, users: 0, members: [] })
+  })
+
+  t.test(`${name}: presence counts distinct users beside connections`, async t => {
+    const { engine } = await setup(t, factory)
+    const room = freshRoom()
+    await engine.presence.join(room, { client: 'a1', user: 'alice', joinedAt: 1 })
+    await engine.presence.join(room, { client: 'a2', user: 'alice', joinedAt: 2 })
+    await engine.presence.join(room, { client: 'b1', user: 'bob', joinedAt: 3 })
+    await engine.presence.join(room, { client: 'anonymous', joinedAt: 4 })
+    t.match(await engine.presence.page(room, 10), { total: 4, users: 2 })
+    await engine.presence.leave(room, 'a1')
+    t.match(await engine.presence.page(room, 10), { total: 3, users: 2 }, 'alice is still there on another connection')
+    await engine.presence.leave(room, 'a2')
+    await engine.presence.leave(room, 'anonymous')
+    t.match(await engine.presence.page(room, 10), { total: 1, users: 1, members: [{ client: 'b1', user: 'bob' }] })
   })
 
   t.test(`${name}: a cursor stays valid when the room empties and fills again`, async t => {

@@ -2,8 +2,10 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { buildApp, injectClient } from '../helpers/app.js'
+import { REDIS_URL, redisPrefix } from '../helpers/redis.js'
+import type { SwitchboardOptions } from '../../app.js'
 
 function sample (text: string, series: string): number {
   const line = text.split('\n').find(l => l.startsWith(series + ' '))
@@ -60,16 +62,13 @@ t.test('two apps in one process keep separate registries', async t => {
   t.not(one.metricsRegistry, two.metricsRegistry)
 })
 
-t.test('the exposition passes promtool check metrics after HTTP and WebSocket traffic', async t => {
-  const promtool = ['promtool', '/usr/bin/promtool'].find(candidate => {
-    try { execFileSync(candidate, ['--version'], { stdio: 'ignore' }); return true } catch { return false }
-  })
-  if (promtool === undefined) {
-    if (process.env.CI === 'true') t.fail('promtool is required in CI (.ci/run installs it)')
-    else t.skip('promtool is not installed', () => {})
-    return
-  }
-  const app = await buildApp(t, { apiKey: 'k' })
+const promtool = ['promtool', '/usr/bin/promtool'].find(candidate => {
+  try { execFileSync(candidate, ['--version'], { stdio: 'ignore' }); return true } catch { return false }
+})
+
+/** Traffic of every kind, then the exposition as promtool sees it. */
+async function checkExposition (t: Test, options: SwitchboardOptions): Promise<string> {
+  const app = await buildApp(t, { apiKey: 'k', ...options })
   const client = await injectClient(app)
   await client.request({ op: 'join', room: 'scraped' })
   await client.request({ op: 'publish', room: 'scraped', data: 1 })
@@ -81,12 +80,36 @@ t.test('the exposition passes promtool check metrics after HTTP and WebSocket tr
   t.equal((await app.inject({ method: 'GET', url: '/api/rooms', headers: auth })).statusCode, 200)
   t.equal((await app.inject({ method: 'GET', url: '/api/rooms' })).statusCode, 401)
   t.equal((await app.inject('/readyz')).statusCode, 200)
+  await client.waitFor(m => m.op === 'message' && m.seq === 2)
   await app.inject('/metrics')
   const exposition = (await app.inject('/metrics')).body
   t.match(exposition, /^http_request_duration_seconds_count\{method="POST",route="\/api\/rooms\/:room\/messages",status_code="202"\} 1$/m, 'route metrics cover the API')
   t.notMatch(exposition, /_summary_seconds/, 'no route summary')
+  if (promtool === undefined) {
+    if (process.env.CI === 'true') t.fail('promtool is required in CI (.ci/run installs it)')
+    else t.skip('promtool is not installed', () => {})
+    return exposition
+  }
   const file = join(mkdtempSync(join(tmpdir(), 'metrics-')), 'metrics.txt')
   writeFileSync(file, exposition)
   const output = execFileSync('sh', ['-c', `${promtool} check metrics < ${file} 2>&1; echo "exit=$?"`]).toString()
   t.match(output, /exit=0/, output)
+  return exposition
+}
+
+t.test('the exposition passes promtool check metrics after HTTP and WebSocket traffic', async t => {
+  const exposition = await checkExposition(t, {})
+  t.match(exposition, /^ws_history_streams 1$/m, 'the memory engine counts its streams')
+  t.notMatch(exposition, /ws_broker_/, 'no cluster metrics on one node')
+})
+
+t.test('with the Redis engine: the cluster metrics, and promtool still passes', async t => {
+  const exposition = await checkExposition(t, { broker: 'redis', redisUrl: REDIS_URL, redisPrefix: redisPrefix() })
+  t.match(exposition, /^ws_broker_publish_seconds_count 2$/m, 'both publishes went through Redis')
+  t.match(exposition, /^ws_broker_lag_seconds_count 2$/m, 'and came back over pub/sub')
+  t.match(exposition, /^ws_broker_messages_received_total\{shard="127\.0\.0\.1:6379"\} [1-9]/m, 'per-shard traffic')
+  t.match(exposition, /^ws_broker_commands_total\{shard="127\.0\.0\.1:6379"\} [1-9]/m)
+  t.match(exposition, /^ws_broker_reconnects_total\{shard="127\.0\.0\.1:6379"\} 0$/m)
+  t.match(exposition, /^ws_broker_repairs_total 0$/m)
+  t.notMatch(exposition, /ws_history_streams/, 'streams are Redis\'s to count')
 })

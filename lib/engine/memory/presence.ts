@@ -13,6 +13,8 @@ interface Entry {
  */
 class RoomPresence {
   readonly byClient = new Map<string, Entry>()
+  /** Connections per user, for the count of distinct users. */
+  private readonly users = new Map<string, number>()
   private entries: Entry[] = []
   private dead = 0
 
@@ -22,6 +24,7 @@ class RoomPresence {
     const entry = { member, order, removed: false }
     this.entries.push(entry)
     this.byClient.set(member.client, entry)
+    if (member.user !== undefined) this.users.set(member.user, (this.users.get(member.user) ?? 0) + 1)
   }
 
   leave (client: string): void {
@@ -29,6 +32,12 @@ class RoomPresence {
     if (entry === undefined) return
     this.byClient.delete(client)
     entry.removed = true
+    const user = entry.member.user
+    if (user !== undefined) {
+      const left = (this.users.get(user) ?? 1) - 1
+      if (left === 0) this.users.delete(user)
+      else this.users.set(user, left)
+    }
     if (++this.dead * 2 > this.entries.length) {
       this.entries = this.entries.filter(e => !e.removed)
       this.dead = 0
@@ -55,7 +64,8 @@ class RoomPresence {
     }
     while (index < entries.length && (entries[index] as Entry).removed) index++
     const more = index < entries.length
-    return more ? { total: this.byClient.size, members, cursor: String(last) } : { total: this.byClient.size, members }
+    const counts = { total: this.byClient.size, users: this.users.size }
+    return more ? { ...counts, members, cursor: String(last) } : { ...counts, members }
   }
 }
 
@@ -88,7 +98,7 @@ export class MemoryPresence implements PresenceStore {
   /** `cursor` is what the previous page returned; an unknown one starts from the beginning. */
   page (room: string, limit: number, cursor?: string): PresencePage {
     const presence = this.rooms.get(room)
-    if (presence === undefined) return { total: 0, members: [] }
+    if (presence === undefined) return { total: 0, users: 0, members: [] }
     const after = cursor === undefined || !/^\d{1,15}$/.test(cursor) ? 0 : Number(cursor)
     return presence.page(limit, after)
   }

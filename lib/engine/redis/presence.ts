@@ -40,7 +40,7 @@ export class RedisPresence implements PresenceStore {
   async join (room: string, member: PresenceMember): Promise<void> {
     const shard = this.shards.of(room)
     const stored: StoredMember = { c: member.client, u: member.user, j: member.joinedAt, i: member.info }
-    await run(shard, () => shard.command.sbPresenceJoin(...this.keys(room), member.client, JSON.stringify(stored), this.lifetimeMs))
+    await run(shard, () => shard.command.sbPresenceJoin(...this.keys(room), member.client, JSON.stringify(stored), this.lifetimeMs, member.user ?? ''))
     let clients = this.local.get(room)
     if (clients === undefined) {
       clients = new Set()
@@ -65,7 +65,7 @@ export class RedisPresence implements PresenceStore {
   async page (room: string, limit: number, cursor?: string): Promise<PresencePage> {
     const shard = this.shards.of(room)
     const after = cursor !== undefined && /^\d{1,16}$/.test(cursor) ? cursor : '0'
-    const [total, flat, more] = await run(shard, () => shard.command.sbPresencePage(...this.keys(room), after, limit))
+    const [total, flat, more, users] = await run(shard, () => shard.command.sbPresencePage(...this.keys(room), after, limit))
     const members: PresenceMember[] = []
     let last = after
     for (let i = 0; i < flat.length; i += 2) {
@@ -73,7 +73,7 @@ export class RedisPresence implements PresenceStore {
       const stored = JSON.parse(flat[i + 1] as string) as StoredMember
       members.push({ client: stored.c, user: stored.u, joinedAt: stored.j, info: stored.i })
     }
-    return more === 1 ? { total, members, cursor: last } : { total, members }
+    return more === 1 ? { total, users, members, cursor: last } : { total, users, members }
   }
 
   /** This node's share: the whole room lives in Redis. */
@@ -85,8 +85,8 @@ export class RedisPresence implements PresenceStore {
     clearInterval(this.refresher)
   }
 
-  private keys (room: string): [string, string, string] {
-    return [this.shards.key(room, 'p'), this.shards.key(room, 'm'), this.shards.key(room, 'x')]
+  private keys (room: string): [string, string, string, string] {
+    return [this.shards.key(room, 'p'), this.shards.key(room, 'm'), this.shards.key(room, 'x'), this.shards.key(room, 'u')]
   }
 
   /** One pipeline per shard; a shard that is down is refreshed at the next round. */

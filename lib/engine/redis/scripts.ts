@@ -102,11 +102,12 @@ return {epoch, top, '', redis.call('LRANGE', list, since - (top - kept), -1)}
 
 /**
  * Presence of a room R: `P{R}:p` (sorted set, score = join order in Redis's microseconds, so a cursor
- * stays meaningful when the room empties and fills again), `P{R}:m` (hash client → member JSON) and
- * `P{R}:x` (sorted set, score = expiry in ms). A member lives while its node refreshes it.
+ * stays meaningful when the room empties and fills again), `P{R}:m` (hash client → member JSON),
+ * `P{R}:x` (sorted set, score = expiry in ms) and `P{R}:u` (hash user → connections, for the count of
+ * distinct users). A member lives while its node refreshes it.
  */
 const PRESENCE_PRELUDE = `
-local order, members, expiry = KEYS[1], KEYS[2], KEYS[3]
+local order, members, expiry, users = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local clock = redis.call('TIME')
 local nowUs = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local now = math.floor(nowUs / 1000)
@@ -118,8 +119,14 @@ local function inSlices (command, key, values, prefix)
     if prefix then redis.call(command, key, prefix, unpack(slice)) else redis.call(command, key, unpack(slice)) end
   end
 end
+local function forgetUser (member)
+  if not member then return end
+  local user = cjson.decode(member).u
+  if type(user) == 'string' and redis.call('HINCRBY', users, user, -1) <= 0 then redis.call('HDEL', users, user) end
+end
 local function removeExpired ()
   local gone = redis.call('ZRANGEBYSCORE', expiry, '-inf', now)
+  for _, client in ipairs(gone) do forgetUser(redis.call('HGET', members, client)) end
   inSlices('ZREM', order, gone)
   inSlices('HDEL', members, gone)
   inSlices('ZREM', expiry, gone)
@@ -129,10 +136,11 @@ local function keepFor (ms)
   redis.call('PEXPIRE', order, ms)
   redis.call('PEXPIRE', members, ms)
   redis.call('PEXPIRE', expiry, ms)
+  redis.call('PEXPIRE', users, ms)
 end
 `
 
-/** KEYS: order, members, expiry. ARGV: client, member JSON, ttl ms. Returns 1 if the client was new. */
+/** KEYS: order, members, expiry, users. ARGV: client, member JSON, ttl ms, user ('' for none). Returns 1 if the client was new. */
 export const PRESENCE_JOIN = PRESENCE_PRELUDE + `
 local ttl = tonumber(ARGV[3])
 if redis.call('ZSCORE', order, ARGV[1]) then
@@ -145,20 +153,22 @@ if last[2] and tonumber(last[2]) >= score then score = tonumber(last[2]) + 1 end
 redis.call('ZADD', order, score, ARGV[1])
 redis.call('HSET', members, ARGV[1], ARGV[2])
 redis.call('ZADD', expiry, now + ttl, ARGV[1])
+if ARGV[4] ~= '' then redis.call('HINCRBY', users, ARGV[4], 1) end
 keepFor(ttl)
 return 1
 `
 
-/** KEYS: order, members, expiry. ARGV: client. */
+/** KEYS: order, members, expiry, users. ARGV: client. */
 export const PRESENCE_LEAVE = PRESENCE_PRELUDE + `
+forgetUser(redis.call('HGET', members, ARGV[1]))
 redis.call('ZREM', order, ARGV[1])
 redis.call('HDEL', members, ARGV[1])
 return redis.call('ZREM', expiry, ARGV[1])
 `
 
 /**
- * KEYS: order, members, expiry. ARGV: after (score, exclusive), limit. Drops expired members first.
- * Returns {total, scores and member JSON interleaved, more (1/0)}.
+ * KEYS: order, members, expiry, users. ARGV: after (score, exclusive), limit. Drops expired members
+ * first. Returns {total, scores and member JSON interleaved, more (1/0), distinct users}.
  */
 export const PRESENCE_PAGE = PRESENCE_PRELUDE + `
 removeExpired()
@@ -171,11 +181,11 @@ for i = 1, count do
   out[#out + 1] = page[2 * i]
   out[#out + 1] = redis.call('HGET', members, page[2 * i - 1])
 end
-return {total, out, #page / 2 > limit and 1 or 0}
+return {total, out, #page / 2 > limit and 1 or 0, redis.call('HLEN', users)}
 `
 
 /**
- * A node's heartbeat for one room. KEYS: order, members, expiry. ARGV: ttl ms, channel, then the
+ * A node's heartbeat for one room. KEYS: order, members, expiry, users. ARGV: ttl ms, channel, then the
  * node's clients in the room. Extends their expiry, drops members nobody refreshed (a dead node's)
  * and announces each of those as left on the room's channel.
  */

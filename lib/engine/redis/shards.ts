@@ -10,7 +10,7 @@ export interface ScriptCommands {
   sbRecover (...args: (string | number)[]): Promise<[string, number, string, string[]?]>
   sbPresenceJoin (...args: (string | number)[]): Promise<number>
   sbPresenceLeave (...args: (string | number)[]): Promise<number>
-  sbPresencePage (...args: (string | number)[]): Promise<[number, string[], number]>
+  sbPresencePage (...args: (string | number)[]): Promise<[number, string[], number, number]>
   sbPresenceRefresh (...args: (string | number)[]): Promise<number>
 }
 
@@ -44,10 +44,10 @@ const SCRIPTS = {
   sbPosition: { lua: POSITION, numberOfKeys: 2 },
   sbRead: { lua: READ, numberOfKeys: 2 },
   sbRecover: { lua: RECOVER, numberOfKeys: 2 },
-  sbPresenceJoin: { lua: PRESENCE_JOIN, numberOfKeys: 3 },
-  sbPresenceLeave: { lua: PRESENCE_LEAVE, numberOfKeys: 3 },
-  sbPresencePage: { lua: PRESENCE_PAGE, numberOfKeys: 3 },
-  sbPresenceRefresh: { lua: PRESENCE_REFRESH, numberOfKeys: 3 }
+  sbPresenceJoin: { lua: PRESENCE_JOIN, numberOfKeys: 4 },
+  sbPresenceLeave: { lua: PRESENCE_LEAVE, numberOfKeys: 4 },
+  sbPresencePage: { lua: PRESENCE_PAGE, numberOfKeys: 4 },
+  sbPresenceRefresh: { lua: PRESENCE_REFRESH, numberOfKeys: 4 }
 }
 
 function nameOf (url: string): string {

@@ -1,0 +1,45 @@
+import { Redis } from 'ioredis'
+import t from 'tap'
+import { createEngine } from '../../lib/engine/create.js'
+import { Priority } from '../../lib/protocol/priority.js'
+import { REDIS_URL, redisPrefix } from '../helpers/redis.js'
+import { engineConformance } from './conformance.js'
+
+// Two shards: databases 0 and 1 of the shared Redis stand for two instances (keys apart, pub/sub shared).
+const SHARDS = [`${REDIS_URL}/0`, `${REDIS_URL}/1`]
+
+function options (prefix: string, settings = { historySize: 100, historyTtlMs: 60_000, idempotencyTtlMs: 60_000 }) {
+  return {
+    size: settings.historySize,
+    ttlMs: settings.historyTtlMs,
+    maxBytes: 1 << 30,
+    idempotencyTtlMs: settings.idempotencyTtlMs,
+    broker: 'redis',
+    history: 'redis',
+    presence: 'redis',
+    redisUrls: SHARDS,
+    redisPrefix: prefix,
+    redisTimeoutMs: 5000,
+    presenceTtlMs: 60_000,
+    positionCheckMs: 5000
+  } as const
+}
+
+engineConformance('redis engine, 2 shards', settings => createEngine(options(redisPrefix(), settings)))
+
+t.test('rooms are spread over the shards, and each room lives on one', async t => {
+  const prefix = redisPrefix()
+  const engine = await createEngine(options(prefix))
+  t.teardown(() => engine.close())
+  for (let i = 0; i < 40; i++) await engine.publish({ room: `spread-${i}`, data: '1', priority: Priority.normal, ts: 0 })
+  const rooms: Set<string>[] = []
+  for (const url of SHARDS) {
+    const client = new Redis(url)
+    t.teardown(() => { client.disconnect() })
+    const keys = await client.keys(`${prefix}*:s`)
+    rooms.push(new Set(keys.map(key => key.slice(prefix.length + 1, -3))))
+  }
+  t.ok(rooms[0]!.size >= 8 && rooms[1]!.size >= 8, `both shards hold streams (${rooms[0]!.size} and ${rooms[1]!.size})`)
+  t.equal(rooms[0]!.size + rooms[1]!.size, 40, 'each stream on exactly one shard')
+  t.same([...rooms[0]!].filter(room => rooms[1]!.has(room)), [])
+})
