@@ -30,6 +30,8 @@ interface RoomState {
   behindAt: number | undefined
   /** After a reconnect: repair at the next check without waiting for a second look. */
   urgent: boolean
+  /** Joins waiting for this node to have handed on a seq (see `until`). */
+  waiters: { seq: number, epoch: string, resolve: () => void }[] | undefined
 }
 
 const REPAIR_PAGE = 1000
@@ -54,11 +56,27 @@ export class Sequencer {
    * after) the subscription is made, so it either arrives live or shows up as a hole to repair.
    */
   track (room: string, position: StreamPosition): void {
-    if (!this.rooms.has(room)) this.rooms.set(room, { epoch: position.epoch, last: position.seq, held: undefined, behindAt: undefined, urgent: false })
+    if (!this.rooms.has(room)) this.rooms.set(room, { epoch: position.epoch, last: position.seq, held: undefined, behindAt: undefined, urgent: false, waiters: undefined })
   }
 
   untrack (room: string): void {
+    const state = this.rooms.get(room)
     this.rooms.delete(room)
+    if (state?.waiters !== undefined) for (const waiter of state.waiters) waiter.resolve()
+  }
+
+  /**
+   * Resolves once the room's seqs up to `position` were handed on (or the stream began a new life, or
+   * the room was untracked); undefined when that is so already. Being behind here means the missing
+   * messages are in flight or were missed, so a repair starts at once rather than at the next check.
+   */
+  until (room: string, position: StreamPosition): Promise<void> | undefined {
+    const state = this.rooms.get(room)
+    if (state === undefined || state.epoch !== position.epoch || state.last >= position.seq) return undefined
+    return new Promise(resolve => {
+      (state.waiters ??= []).push({ seq: position.seq, epoch: position.epoch, resolve })
+      if (state.held === undefined) this.repair(room, state, [])
+    })
   }
 
   tracked (): IterableIterator<string> {
@@ -87,6 +105,7 @@ export class Sequencer {
     } else if (publication.seq === state.last + 1) {
       state.last = publication.seq
       this.sink.publication(publication)
+      if (state.waiters !== undefined) this.wake(state)
     } else {
       this.repair(publication.room, state, [publication])
     }
@@ -123,6 +142,11 @@ export class Sequencer {
       const next = state.held?.[0]
       if (next !== undefined && next.epoch === state.epoch && next.seq > state.last + 1) this.reportLost(room, state, next.seq - 1)
       this.release(room, state)
+      // A join waits for seqs that could not be read: they are lost for this node's members as well.
+      if (state.held !== undefined || this.rooms.get(room) !== state || state.waiters === undefined) return
+      const wanted = Math.max(...state.waiters.filter(waiter => waiter.epoch === state.epoch).map(waiter => waiter.seq))
+      if (wanted > state.last) this.reportLost(room, state, wanted)
+      this.wake(state)
     })
   }
 
@@ -160,5 +184,13 @@ export class Sequencer {
     state.held = undefined
     if (this.rooms.get(room) !== state) return
     for (const publication of held) this.accept(publication)
+    if (state.waiters !== undefined) this.wake(state)
+  }
+
+  private wake (state: RoomState): void {
+    const waiters = state.waiters as NonNullable<RoomState['waiters']>
+    const waiting = waiters.filter(waiter => waiter.epoch === state.epoch && waiter.seq > state.last)
+    state.waiters = waiting.length === 0 ? undefined : waiting
+    for (const waiter of waiters) if (!waiting.includes(waiter)) waiter.resolve()
   }
 }

@@ -123,6 +123,12 @@ export interface Broker {
   presence (event: PresenceEvent): Awaitable<void>
   subscribe (room: string): Awaitable<void>
   unsubscribe (room: string): Awaitable<void>
+  /**
+   * Resolves once every publication of the room up to `position` has been handed to the node. A
+   * cluster broker may still be delivering or repairing some when a join's replay was read; the hub
+   * waits, so that none of them reaches the recovering connection a second time. Absent: always so.
+   */
+  caughtUp? (room: string, position: StreamPosition): Awaitable<void>
   close (): Awaitable<void>
 }
 

@@ -163,7 +163,11 @@ export class Hub {
       }
       return then(engine.history.recover(room, options.since, this.options.recoveryMax), recovery => {
         this.streams.count(this.streams.recoveries, recovery.recovered ? 'recovered' : recovery.reason)
-        return this.positioned(room, { position: recovery.position, recovery })
+        const result = this.positioned(room, { position: recovery.position, recovery })
+        // The replay covers everything up to its top: the join stays pending until the broker has handed
+        // this node those seqs too, so that the seq filter of finishJoin drops every copy of them.
+        const caughtUp = recovery.recovered ? engine.broker.caughtUp?.(room, recovery.position) : undefined
+        return caughtUp === undefined ? result : then(caughtUp, () => result)
       })
     }))
   }

@@ -92,6 +92,10 @@ export class RedisBroker implements Broker {
     await run(shard, () => shard.subscriber.subscribe(this.shards.channel(room)))
   }
 
+  caughtUp (room: string, position: StreamPosition): Promise<void> | undefined {
+    return this.sequencer.until(room, position)
+  }
+
   async unsubscribe (room: string): Promise<void> {
     this.wanted.delete(room)
     this.sequencer.untrack(room)

@@ -23,9 +23,14 @@ export interface RedisHistoryOptions {
   limitsFor?: (room: string) => { size?: number | undefined, ttlMs?: number | undefined } | undefined
 }
 
-/** Offered with every call; the script uses it only when it creates the stream. */
+/**
+ * Offered with every call; the script uses it only when it creates the stream. Random per process plus
+ * a counter: unique across nodes and lives without a random draw per publish.
+ */
+const epochBase = randomBytes(6).toString('base64url')
+let epochCounter = 0
 function candidateEpoch (): string {
-  return randomBytes(6).toString('base64url')
+  return epochBase + (epochCounter++).toString(36)
 }
 
 /**

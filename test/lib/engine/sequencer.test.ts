@@ -183,3 +183,32 @@ t.test('an untracked room is forgotten, a repair in flight included', async t =>
   await settle()
   t.same(delivered, [1])
 })
+
+t.test('until: a join waits for the node to have handed on its replay\'s top, and a behind node repairs at once', async t => {
+  const { sequencer, delivered, history } = setup(2)
+  t.equal(sequencer.until('r', { seq: 2, epoch: 'e1' }), undefined, 'caught up already')
+  t.equal(sequencer.until('r', { seq: 9, epoch: 'other' }), undefined, 'another life is not waited for')
+  history.top = 5
+  let resolved = false
+  const waiting = sequencer.until('r', { seq: 5, epoch: 'e1' })?.then(() => { resolved = true })
+  t.ok(waiting !== undefined)
+  t.same(history.reads, [{ since: 2, limit: 1000 }], 'no waiting for the next position check')
+  await waiting
+  t.ok(resolved)
+  t.same(delivered, [3, 4, 5], 'resolved after the seqs were handed on')
+})
+
+t.test('until resolves when the room is untracked, and reports what history cannot give', async t => {
+  const left = setup(2)
+  left.history.held = true
+  left.history.top = 4
+  const waiting = left.sequencer.until('r', { seq: 4, epoch: 'e1' })
+  left.sequencer.untrack('r')
+  await waiting
+  t.pass('untracked: the join does not hang')
+
+  const { sequencer, history, lost } = setup(2)
+  history.failing = true
+  await sequencer.until('r', { seq: 6, epoch: 'e1' })
+  t.same(lost, [[3, 6]], 'history unreachable: reported lost, and the join goes on')
+})
