@@ -45,7 +45,7 @@ export default fp<EnginePluginOptions>(async function engine (fastify, opts) {
       positionCheckMs: config.positionCheckMs
     })
   } catch (error) {
-    throw new Error(`engine plugin: ${(error as Error).message} (REDIS_URL, BROKER, HISTORY, PRESENCE)`, { cause: error })
+    throw new Error(`engine plugin: ${(error as Error).message}`, { cause: error })
   }
   fastify.decorate('engine', engine)
   fastify.decorate('nodeId', config.nodeId === '' ? `${hostname()}-${process.pid}` : config.nodeId)

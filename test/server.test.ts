@@ -5,11 +5,25 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { TestClient } from './helpers/app.js'
 import { listening, startProcess as start } from './helpers/node-process.js'
+import { freePort } from './helpers/redis-server.js'
 
 t.test('a bad environment value stops the boot, naming the variable', async t => {
   const server = start({ PORT: 'http' })
   t.equal(await server.exited, 1)
   t.match(server.output(), /invalid configuration: PORT must be an integer from 0 to 65535 \(got "http"\)/)
+})
+
+t.test('a Redis that cannot be reached stops the boot, naming REDIS_URL; so does a cluster broker with node-local history', async t => {
+  const port = await freePort()
+  const unreachable = start({ PORT: '0', BROKER: 'redis', REDIS_URL: `redis://127.0.0.1:${port}` })
+  t.equal(await unreachable.exited, 1)
+  t.match(unreachable.output(), new RegExp(`cannot connect to Redis at 127\\.0\\.0\\.1:${port} \\(REDIS_URL\\)`))
+  const mixed = start({ PORT: '0', BROKER: 'redis', HISTORY: 'memory' })
+  t.equal(await mixed.exited, 1)
+  t.match(mixed.output(), /HISTORY=memory cannot be used with BROKER=redis/)
+  const unknown = start({ PORT: '0', BROKER: 'kafka' })
+  t.equal(await unknown.exited, 1)
+  t.match(unknown.output(), /BROKER must be one of memory, redis \(got "kafka"\)/)
 })
 
 t.test('npm start entry: listens, serves, and exits 0 on SIGTERM after a graceful close', async t => {

@@ -174,7 +174,7 @@ export class Shards {
         await client.connect()
       } catch (error) {
         client.disconnect()
-        throw new EngineUnavailableError(`cannot connect to Redis at ${shard.name}: ${(error as Error).message}`, { cause: error })
+        throw new EngineUnavailableError(`cannot connect to Redis at ${shard.name} (REDIS_URL): ${(error as Error).message}`, { cause: error })
       }
     })))
   }
