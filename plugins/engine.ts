@@ -1,7 +1,7 @@
 import { hostname } from 'node:os'
 import fp from 'fastify-plugin'
 import type { Config } from '../lib/config.js'
-import { createEngine, type StoreKind } from '../lib/engine/create.js'
+import { createEngine, type HistoryKind, type StoreKind } from '../lib/engine/create.js'
 import type { Engine } from '../lib/engine/types.js'
 
 declare module 'fastify' {
@@ -15,7 +15,7 @@ declare module 'fastify' {
 
 export interface EnginePluginOptions {
   config: Pick<Config, 'historySize' | 'historyTtlMs' | 'historyMaxBytes' | 'idempotencyTtlMs' | 'broker' | 'history' | 'presence'
-  | 'redisUrl' | 'redisPrefix' | 'redisTimeoutMs' | 'presenceTtlMs' | 'positionCheckMs' | 'nodeId'>
+  | 'redisUrl' | 'redisPrefix' | 'redisTimeoutMs' | 'presenceTtlMs' | 'positionCheckMs' | 'nodeId' | 'databaseUrl' | 'databaseSchema' | 'databaseTimeoutMs'>
 }
 
 /**
@@ -26,7 +26,7 @@ export default fp<EnginePluginOptions>(async function engine (fastify, opts) {
   if (opts.config === undefined) throw new Error('engine plugin: options.config is required')
   const { config } = opts
   const { roomPolicy } = fastify
-  const follows = (kind: '' | StoreKind): StoreKind => kind === '' ? (config.broker === 'redis' ? 'redis' : 'memory') : kind
+  const follows = (kind: string): string => kind === '' ? (config.broker === 'redis' ? 'redis' : 'memory') : kind
   let engine: Engine
   try {
     engine = await createEngine({
@@ -36,13 +36,16 @@ export default fp<EnginePluginOptions>(async function engine (fastify, opts) {
       idempotencyTtlMs: config.idempotencyTtlMs,
       limitsFor: room => roomPolicy.namespaceOf(room)?.history,
       broker: config.broker,
-      history: follows(config.history),
-      presence: follows(config.presence),
+      history: follows(config.history) as HistoryKind,
+      presence: follows(config.presence) as StoreKind,
       redisUrls: config.redisUrl.split(',').map(url => url.trim()),
       redisPrefix: config.redisPrefix,
       redisTimeoutMs: config.redisTimeoutMs,
       presenceTtlMs: config.presenceTtlMs,
-      positionCheckMs: config.positionCheckMs
+      positionCheckMs: config.positionCheckMs,
+      databaseUrl: config.databaseUrl,
+      databaseSchema: config.databaseSchema,
+      databaseTimeoutMs: config.databaseTimeoutMs
     })
   } catch (error) {
     throw new Error(`engine plugin: ${(error as Error).message}`, { cause: error })

@@ -24,8 +24,10 @@ interface RoomState {
   epoch: string
   /** The latest seq handed on. */
   last: number
-  /** Live messages that arrived during a repair; they follow it. */
+  /** Live messages that arrived after a hole: waiting for it to fill (in seq order), or for a repair. */
   held: Publication[] | undefined
+  /** Set while a hole may still fill by itself (a broker that does not order); the repair starts when it fires. */
+  holdTimer: NodeJS.Timeout | undefined
   /** The stream's top at the previous position check, when this node was behind it. */
   behindAt: number | undefined
   /** After a reconnect: repair at the next check without waiting for a second look. */
@@ -37,6 +39,12 @@ interface RoomState {
 const REPAIR_PAGE = 1000
 
 /**
+ * How long a broker that does not order keeps a hole open before reading history: on one machine,
+ * two nodes' publishes of one room arrive swapped within a few milliseconds.
+ */
+export const UNORDERED_HOLD_MS = 20
+
+/**
  * Keeps each subscribed room's messages gapless and in seq order on their way from a broker to the
  * node. A live message that skips seqs holds the ones after it until the missing ones are read from
  * history; a periodic position check catches the messages of a quiet room that never arrived (a
@@ -46,9 +54,15 @@ export class Sequencer {
   private readonly rooms = new Map<string, RoomState>()
   readonly stats = new SequencerStats()
 
+  /**
+   * `holdMs`: how long a hole may wait for its message before history is read. 0 for a broker that
+   * delivers in seq order (a hole means a loss); a broker fed by several nodes after their own commits
+   * delivers out of order, and most holes fill themselves within milliseconds.
+   */
   constructor (
     private readonly sink: SequencerSink,
-    private readonly read: (room: string, query: HistoryQuery) => Promise<HistoryPage>
+    private readonly read: (room: string, query: HistoryQuery) => Promise<HistoryPage>,
+    private readonly holdMs = 0
   ) {}
 
   /**
@@ -56,12 +70,13 @@ export class Sequencer {
    * after) the subscription is made, so it either arrives live or shows up as a hole to repair.
    */
   track (room: string, position: StreamPosition): void {
-    if (!this.rooms.has(room)) this.rooms.set(room, { epoch: position.epoch, last: position.seq, held: undefined, behindAt: undefined, urgent: false, waiters: undefined })
+    if (!this.rooms.has(room)) this.rooms.set(room, { epoch: position.epoch, last: position.seq, held: undefined, holdTimer: undefined, behindAt: undefined, urgent: false, waiters: undefined })
   }
 
   untrack (room: string): void {
     const state = this.rooms.get(room)
     this.rooms.delete(room)
+    clearTimeout(state?.holdTimer)
     if (state?.waiters !== undefined) for (const waiter of state.waiters) waiter.resolve()
   }
 
@@ -76,6 +91,7 @@ export class Sequencer {
     return new Promise(resolve => {
       (state.waiters ??= []).push({ seq: position.seq, epoch: position.epoch, resolve })
       if (state.held === undefined) this.repair(room, state, [])
+      else if (state.holdTimer !== undefined) this.repairHeld(room, state)
     })
   }
 
@@ -93,7 +109,14 @@ export class Sequencer {
     const state = this.rooms.get(publication.room)
     if (state === undefined) return
     if (state.held !== undefined) {
-      state.held.push(publication)
+      if (state.holdTimer === undefined) {
+        state.held.push(publication)
+      } else if (publication.epoch !== state.epoch) {
+        state.held.push(publication)
+        this.repairHeld(publication.room, state)
+      } else {
+        this.hold(state, publication)
+      }
       return
     }
     if (publication.epoch !== state.epoch) {
@@ -106,9 +129,42 @@ export class Sequencer {
       state.last = publication.seq
       this.sink.publication(publication)
       if (state.waiters !== undefined) this.wake(state)
+    } else if (this.holdMs > 0) {
+      state.held = [publication]
+      state.holdTimer = setTimeout(() => { this.repairHeld(publication.room, state) }, this.holdMs)
     } else {
       this.repair(publication.room, state, [publication])
     }
+  }
+
+  /** A message while a hole waits: kept in seq order, and whatever became contiguous goes on. */
+  private hold (state: RoomState, publication: Publication): void {
+    const held = state.held as Publication[]
+    let at = held.length
+    while (at > 0 && (held[at - 1] as Publication).seq > publication.seq) at--
+    held.splice(at, 0, publication)
+    while (held.length > 0 && (held[0] as Publication).seq <= state.last + 1) {
+      const next = held.shift() as Publication
+      if (next.seq <= state.last) {
+        this.stats.duplicates++
+        continue
+      }
+      state.last = next.seq
+      this.sink.publication(next)
+    }
+    if (held.length === 0) {
+      clearTimeout(state.holdTimer)
+      state.holdTimer = undefined
+      state.held = undefined
+    }
+    if (state.waiters !== undefined) this.wake(state)
+  }
+
+  /** The hole did not fill in time (or something waits for it): read it from history. */
+  private repairHeld (room: string, state: RoomState): void {
+    clearTimeout(state.holdTimer)
+    state.holdTimer = undefined
+    if (this.rooms.get(room) === state) this.repair(room, state, state.held ?? [])
   }
 
   /** What a position check read for the room. */

@@ -1,35 +1,20 @@
 import { Redis } from 'ioredis'
 import t from 'tap'
-import { createEngine } from '../../lib/engine/create.js'
 import { Priority } from '../../lib/protocol/priority.js'
+import { testEngine } from '../helpers/engine.js'
 import { REDIS_URL, redisPrefix } from '../helpers/redis.js'
 import { engineConformance } from './conformance.js'
 
 // Two shards: databases 0 and 1 of the shared Redis stand for two instances (keys apart, pub/sub shared).
 const SHARDS = [`${REDIS_URL}/0`, `${REDIS_URL}/1`]
 
-function options (prefix: string, settings = { historySize: 100, historyTtlMs: 60_000, idempotencyTtlMs: 60_000 }) {
-  return {
-    size: settings.historySize,
-    ttlMs: settings.historyTtlMs,
-    maxBytes: 1 << 30,
-    idempotencyTtlMs: settings.idempotencyTtlMs,
-    broker: 'redis',
-    history: 'redis',
-    presence: 'redis',
-    redisUrls: SHARDS,
-    redisPrefix: prefix,
-    redisTimeoutMs: 5000,
-    presenceTtlMs: 60_000,
-    positionCheckMs: 5000
-  } as const
-}
+const parts = { broker: 'redis', history: 'redis', presence: 'redis', redisUrls: SHARDS } as const
 
-engineConformance('redis engine, 2 shards', settings => createEngine(options(redisPrefix(), settings)))
+engineConformance('redis engine, 2 shards', settings => testEngine(parts, settings))
 
 t.test('rooms are spread over the shards, and each room lives on one', async t => {
   const prefix = redisPrefix()
-  const engine = await createEngine(options(prefix))
+  const engine = await testEngine({ ...parts, redisPrefix: prefix }, { historySize: 100, historyTtlMs: 60_000, idempotencyTtlMs: 60_000 })
   t.teardown(() => engine.close())
   for (let i = 0; i < 40; i++) await engine.publish({ room: `spread-${i}`, data: '1', priority: Priority.normal, ts: 0 })
   const rooms: Set<string>[] = []

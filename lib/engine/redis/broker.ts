@@ -11,6 +11,8 @@ export interface RedisBrokerOptions {
   read: (room: string, query: HistoryQuery) => Promise<HistoryPage>
   /** Reads the room's current position (creating a new life for a stream Redis lost). */
   positions: (shard: Shard, rooms: readonly string[]) => Promise<StreamPosition[]>
+  /** How long a hole waits for its message (Sequencer): 0 when the publish script orders pub/sub. */
+  holdMs: number
 }
 
 const SUBSCRIBE_BATCH = 1000
@@ -37,7 +39,7 @@ export class RedisBroker implements Broker {
       publication: publication => { this.handlers?.publication(publication) },
       epoch: (room, epoch) => { this.handlers?.epoch(room, epoch) },
       lost: (room, from, to) => { this.handlers?.lost(room, from, to) }
-    }, options.read)
+    }, options.read, options.holdMs)
     for (const shard of shards.list) {
       shard.subscriber.on('message', (channel: string, message: string) => { this.receive(shard, channel, message) })
       let connectedBefore = false

@@ -27,7 +27,9 @@ export class RedisEngine implements Engine {
     this.broker = new RedisBroker(shards, {
       positionCheckMs: options.positionCheckMs,
       read: (room, query) => this.history.read(room, query),
-      positions: (shard: Shard, rooms) => this.history.positions(shard, rooms)
+      positions: (shard: Shard, rooms) => this.history.positions(shard, rooms),
+      // The script publishes inside the step that assigns the seq: a room's messages arrive in order.
+      holdMs: 0
     })
     this.nodes = new RedisNodeRegistry(shards.first, shards.prefix, options.nodeTtlMs)
     this.cluster = {

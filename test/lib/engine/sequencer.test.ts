@@ -33,7 +33,7 @@ class FakeHistory {
 }
 
 /** A sequencer tracking room r from seq `from` of epoch e1 (the position read before subscribing). */
-function setup (from = 0) {
+function setup (from = 0, holdMs = 0) {
   const history = new FakeHistory()
   const delivered: number[] = []
   const epochs: string[] = []
@@ -42,7 +42,7 @@ function setup (from = 0) {
     publication: p => { delivered.push(p.seq) },
     epoch: (_room, epoch) => { epochs.push(epoch) },
     lost: (_room, from, to) => { lost.push([from, to]) }
-  }, history.read)
+  }, history.read, holdMs)
   sequencer.track('r', { seq: from, epoch: 'e1' })
   return { history, delivered, epochs, lost, sequencer }
 }
@@ -211,4 +211,26 @@ t.test('until resolves when the room is untracked, and reports what history cann
   history.failing = true
   await sequencer.until('r', { seq: 6, epoch: 'e1' })
   t.same(lost, [[3, 6]], 'history unreachable: reported lost, and the join goes on')
+})
+
+t.test('with holdMs, messages that arrive out of order are put in order without reading history', async t => {
+  const { sequencer, delivered, history } = setup(0, 50)
+  for (const seq of [1, 3, 4, 2, 6, 5]) sequencer.accept(publication(seq))
+  t.same(delivered, [1, 2, 3, 4, 5, 6])
+  t.same(history.reads, [], 'every hole filled by itself')
+})
+
+t.test('with holdMs, a hole that does not fill in time is read from history', async t => {
+  const { sequencer, delivered, history } = setup(0, 30)
+  history.top = 3
+  sequencer.accept(publication(1))
+  sequencer.accept(publication(3))
+  t.same(delivered, [1], 'held')
+  const started = Date.now()
+  while (delivered.length < 3) await new Promise(resolve => setTimeout(resolve, 5))
+  t.ok(Date.now() - started >= 25, 'after the hold')
+  t.same(delivered, [1, 2, 3])
+  t.same(history.reads, [{ since: 1, limit: 1000 }])
+  sequencer.accept(publication(2))
+  t.same(delivered, [1, 2, 3], 'the straggler is a duplicate')
 })

@@ -1,0 +1,52 @@
+import { randomBytes } from 'node:crypto'
+import pg from 'pg'
+import type { Test } from 'tap'
+import { createEngine, type BrokerKind, type HistoryKind, type StoreKind } from '../../lib/engine/create.js'
+import type { Engine } from '../../lib/engine/types.js'
+import type { EngineSettings } from '../engine/conformance.js'
+import { REDIS_URL, redisPrefix } from './redis.js'
+
+/** The shared PostgreSQL of the machine (and of CI): a missing one fails the tests that need it. */
+export const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+
+/** A schema of this test process's own, dropped when the file's tests end (see dropTestSchema). */
+export const TEST_SCHEMA = `sbtest_${process.pid}_${randomBytes(3).toString('hex')}`
+
+export async function dropTestSchema (): Promise<void> {
+  const client = new pg.Client({ connectionString: DATABASE_URL })
+  await client.connect()
+  await client.query(`DROP SCHEMA IF EXISTS ${TEST_SCHEMA} CASCADE`)
+  await client.end()
+}
+
+export interface EngineParts {
+  broker: BrokerKind
+  history: HistoryKind
+  presence: StoreKind
+  redisUrls?: string[]
+  redisPrefix?: string
+}
+
+/** An engine of the given parts over the shared services, under a key prefix of its own. */
+export function testEngine (parts: EngineParts, settings: EngineSettings): Promise<Engine> {
+  return createEngine({
+    size: settings.historySize,
+    ttlMs: settings.historyTtlMs,
+    maxBytes: 1 << 30,
+    idempotencyTtlMs: settings.idempotencyTtlMs,
+    redisUrls: [REDIS_URL],
+    redisPrefix: redisPrefix(),
+    redisTimeoutMs: 5000,
+    presenceTtlMs: 60_000,
+    positionCheckMs: 5000,
+    databaseUrl: DATABASE_URL,
+    databaseSchema: TEST_SCHEMA,
+    databaseTimeoutMs: 5000,
+    ...parts
+  })
+}
+
+/** Registers the schema's removal for the end of the file. */
+export function withTestSchema (t: Test): void {
+  t.teardown(dropTestSchema)
+}
