@@ -15,7 +15,7 @@ declare module 'fastify' {
 
 export interface EnginePluginOptions {
   config: Pick<Config, 'historySize' | 'historyTtlMs' | 'historyMaxBytes' | 'idempotencyTtlMs' | 'broker' | 'history' | 'presence'
-  | 'redisUrl' | 'redisPrefix' | 'redisTimeoutMs' | 'presenceTtlMs' | 'positionCheckMs' | 'nodeId' | 'databaseUrl' | 'databaseSchema' | 'databaseTimeoutMs'>
+  | 'redisUrl' | 'redisPrefix' | 'redisTimeoutMs' | 'presenceTtlMs' | 'positionCheckMs' | 'nodeId' | 'databaseUrl' | 'databaseSchema' | 'databaseTimeoutMs' | 'natsUrl' | 'natsPrefix'>
 }
 
 /**
@@ -26,7 +26,9 @@ export default fp<EnginePluginOptions>(async function engine (fastify, opts) {
   if (opts.config === undefined) throw new Error('engine plugin: options.config is required')
   const { config } = opts
   const { roomPolicy } = fastify
-  const follows = (kind: string): string => kind === '' ? (config.broker === 'redis' ? 'redis' : 'memory') : kind
+  // HISTORY follows a Redis broker; PRESENCE is in Redis whenever the broker or the history is.
+  const history = (config.history === '' ? (config.broker === 'redis' ? 'redis' : 'memory') : config.history) as HistoryKind
+  const presence = (config.presence === '' ? (config.broker === 'redis' || history === 'redis' ? 'redis' : 'memory') : config.presence) as StoreKind
   let engine: Engine
   try {
     engine = await createEngine({
@@ -36,8 +38,8 @@ export default fp<EnginePluginOptions>(async function engine (fastify, opts) {
       idempotencyTtlMs: config.idempotencyTtlMs,
       limitsFor: room => roomPolicy.namespaceOf(room)?.history,
       broker: config.broker,
-      history: follows(config.history) as HistoryKind,
-      presence: follows(config.presence) as StoreKind,
+      history,
+      presence,
       redisUrls: config.redisUrl.split(',').map(url => url.trim()),
       redisPrefix: config.redisPrefix,
       redisTimeoutMs: config.redisTimeoutMs,
@@ -45,7 +47,9 @@ export default fp<EnginePluginOptions>(async function engine (fastify, opts) {
       positionCheckMs: config.positionCheckMs,
       databaseUrl: config.databaseUrl,
       databaseSchema: config.databaseSchema,
-      databaseTimeoutMs: config.databaseTimeoutMs
+      databaseTimeoutMs: config.databaseTimeoutMs,
+      natsUrl: config.natsUrl,
+      natsPrefix: config.natsPrefix
     })
   } catch (error) {
     throw new Error(`engine plugin: ${(error as Error).message}`, { cause: error })

@@ -100,13 +100,14 @@ export default fp<MetricsPluginOptions>(async function metrics (fastify, opts) {
 }, { name: 'metrics', fastify: '5.x', dependencies: ['engine', 'hub', 'outbox', 'worker-pool'] })
 
 function exportCluster (exporter: ScrapeExporter, cluster: ClusterStats): void {
-  exporter.histogram('ws_broker_publish_seconds', 'Publish through Redis: from the call to the answer of the script that stored and published it', () => [[{}, cluster.publishSeconds]])
+  const { publishSeconds } = cluster
+  if (publishSeconds !== undefined) exporter.histogram('ws_broker_publish_seconds', 'Publish through Redis: from the call to the answer of the script that stored and published it', () => [[{}, publishSeconds]])
   exporter.histogram('ws_broker_lag_seconds', 'From the Redis script storing a message to this node receiving it over pub/sub', () => [[{}, cluster.lagSeconds]])
   exporter.counter('ws_broker_repairs_total', 'Holes in a room\'s live stream, or rooms found behind by the position check, repaired from history', () => cluster.sequencer.repairs)
   exporter.counter('ws_broker_repaired_messages_total', 'Messages delivered from history because pub/sub did not bring them', () => cluster.sequencer.filled)
   exporter.counter('ws_broker_lost_messages_total', 'Messages pub/sub did not bring and history no longer had; members got gap frames with reason lost', () => cluster.sequencer.lost)
-  exporter.labelledCounter('ws_broker_reconnects_total', 'Reconnections of the pub/sub connection, by shard', () => cluster.shards.map(({ name, stats }) => [{ shard: name }, stats.reconnects]))
-  exporter.labelledCounter('ws_broker_commands_total', 'Commands sent to Redis, by shard', () => cluster.shards.map(({ name, stats }) => [{ shard: name }, stats.commands]))
-  exporter.labelledCounter('ws_broker_command_failures_total', 'Redis commands that failed (unreachable, timed out, refused), by shard', () => cluster.shards.map(({ name, stats }) => [{ shard: name }, stats.failures]))
-  exporter.labelledCounter('ws_broker_messages_received_total', 'Pub/sub messages received, by shard', () => cluster.shards.map(({ name, stats }) => [{ shard: name }, stats.messagesIn]))
+  exporter.labelledCounter('ws_broker_reconnects_total', 'Reconnections of the broker connection, by shard (or server)', () => cluster.shards.map(({ name, stats }) => [{ shard: name }, stats.reconnects]))
+  exporter.labelledCounter('ws_broker_commands_total', 'Commands sent to the broker, by shard', () => cluster.shards.map(({ name, stats }) => [{ shard: name }, stats.commands]))
+  exporter.labelledCounter('ws_broker_command_failures_total', 'Broker commands that failed (unreachable, timed out, refused), by shard', () => cluster.shards.map(({ name, stats }) => [{ shard: name }, stats.failures]))
+  exporter.labelledCounter('ws_broker_messages_received_total', 'Messages received from the broker, by shard', () => cluster.shards.map(({ name, stats }) => [{ shard: name }, stats.messagesIn]))
 }

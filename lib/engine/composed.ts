@@ -1,4 +1,5 @@
-import type { Awaitable, Broker, Engine, HistoryStore, NodeRegistry, Publication, PresenceStore, PublishOutcome, PublishRequest } from './types.js'
+import { EngineUnavailableError } from './errors.js'
+import type { Awaitable, Broker, ClusterStats, Engine, HistoryStore, NodeRegistry, Publication, PresenceStore, PublishOutcome, PublishRequest } from './types.js'
 
 export function isPromise<T> (value: Awaitable<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === 'function'
@@ -20,10 +21,13 @@ export class ComposedEngine implements Engine {
     readonly presence: PresenceStore,
     readonly nodes: NodeRegistry,
     /** Whether the services behind the parts are reachable. */
-    readonly ready: () => boolean = () => true
+    readonly ready: () => boolean = () => true,
+    readonly cluster?: ClusterStats
   ) {}
 
+  /** Refused up front while a part is down, so that `unavailable` means nothing was stored. */
   publish (request: PublishRequest): Awaitable<PublishOutcome> {
+    if (!this.ready()) throw new EngineUnavailableError('the engine is unavailable')
     const appended = this.history.append(request)
     return isPromise(appended) ? appended.then(this.fanOut) : this.fanOut(appended)
   }

@@ -1,20 +1,22 @@
 import { ComposedEngine } from './composed.js'
 import { MemoryBroker } from './memory/broker.js'
 import { MemoryHistory, type MemoryHistoryOptions } from './memory/history.js'
-import { LocalNodeRegistry } from './memory/nodes.js'
 import { createMemoryEngine } from './memory/index.js'
+import { LocalNodeRegistry } from './memory/nodes.js'
 import { MemoryPresence } from './memory/presence.js'
-import { RedisHistory } from './redis/history.js'
-import { RedisEngine } from './redis/index.js'
-import { RedisPresence } from './redis/presence.js'
-import { Shards } from './redis/shards.js'
+import { NatsBroker } from './nats/broker.js'
+import { NatsNodeRegistry } from './nats/nodes.js'
 import { PostgresHistory } from './postgres/history.js'
 import { RedisBroker } from './redis/broker.js'
-import { UNORDERED_HOLD_MS } from './sequencer.js'
+import { RedisHistory } from './redis/history.js'
+import { RedisEngine } from './redis/index.js'
 import { RedisNodeRegistry } from './redis/nodes.js'
-import type { Broker, Engine, HistoryStore, NodeRegistry, PresenceStore } from './types.js'
+import { RedisPresence } from './redis/presence.js'
+import { Shards, type Shard } from './redis/shards.js'
+import { UNORDERED_HOLD_MS } from './sequencer.js'
+import type { Broker, ClusterStats, Engine, HistoryStore, NodeRegistry, PresenceStore, StreamPosition } from './types.js'
 
-export type BrokerKind = 'memory' | 'redis'
+export type BrokerKind = 'memory' | 'redis' | 'nats'
 export type StoreKind = 'memory' | 'redis'
 export type HistoryKind = StoreKind | 'postgres'
 
@@ -31,19 +33,27 @@ export interface EngineOptions extends MemoryHistoryOptions {
   databaseUrl: string
   databaseSchema: string
   databaseTimeoutMs: number
+  natsUrl: string
+  natsPrefix: string
+}
+
+/** Why a combination cannot work, or undefined when it can. */
+export function invalidCombination ({ broker, history }: Pick<EngineOptions, 'broker' | 'history'>): string | undefined {
+  if (broker !== 'memory' && history === 'memory') {
+    return `HISTORY=memory cannot be used with BROKER=${broker}: every node would number a room's messages on its own; set HISTORY=redis or HISTORY=postgres`
+  }
+  return undefined
 }
 
 /**
  * Builds the engine the settings name and connects what it needs; a service that cannot be reached
- * fails here, at boot. A cluster broker needs a shared history: with node-local seqs, two nodes
- * would give the same seq to different messages of a room.
+ * fails here, at boot, naming its variable.
  */
 export async function createEngine (options: EngineOptions): Promise<Engine> {
-  if (options.broker !== 'memory' && options.history === 'memory') {
-    throw new Error(`HISTORY=memory cannot be used with BROKER=${options.broker}: every node would number a room's messages on its own`)
-  }
+  const invalid = invalidCombination(options)
+  if (invalid !== undefined) throw new Error(invalid)
   const usesRedis = options.broker === 'redis' || options.history === 'redis' || options.presence === 'redis'
-  if (!usesRedis && options.history === 'memory') return createMemoryEngine(options)
+  if (!usesRedis && options.history === 'memory' && options.broker === 'memory') return createMemoryEngine(options)
 
   const opened: { close (): Promise<void> | void }[] = []
   try {
@@ -59,28 +69,56 @@ export async function createEngine (options: EngineOptions): Promise<Engine> {
       await engine.broker.start()
       return engine
     }
+
     const postgres = options.history === 'postgres'
-      ? await PostgresHistory.open({ ...options, databaseUrl: options.databaseUrl, schema: options.databaseSchema, timeoutMs: options.databaseTimeoutMs })
+      ? await PostgresHistory.open({ ...options, schema: options.databaseSchema, timeoutMs: options.databaseTimeoutMs })
       : undefined
     if (postgres !== undefined) opened.push(postgres)
-    const history: HistoryStore = postgres ?? (options.history === 'redis' ? new RedisHistory(shards as Shards, options) : new MemoryHistory(options))
+    const redisHistory = options.history === 'redis' ? new RedisHistory(shards as Shards, options) : undefined
+    const history: HistoryStore = postgres ?? redisHistory ?? new MemoryHistory(options)
+    const read = async (room: string, query: Parameters<HistoryStore['read']>[1]) => await history.read(room, query)
+    /** Positions for a cluster broker's check: one query for PostgreSQL, one pipeline per shard for Redis. */
+    const positions = async (rooms: readonly string[]): Promise<StreamPosition[]> => {
+      if (postgres !== undefined) return await postgres.positions(rooms)
+      const byShard = new Map<Shard, number[]>()
+      rooms.forEach((room, i) => {
+        const shard = (shards as Shards).of(room)
+        byShard.set(shard, [...(byShard.get(shard) ?? []), i])
+      })
+      const out: StreamPosition[] = new Array(rooms.length)
+      await Promise.all(Array.from(byShard, async ([shard, indexes]) => {
+        const found = await (redisHistory as RedisHistory).positions(shard, indexes.map(i => rooms[i] as string))
+        indexes.forEach((i, k) => { out[i] = found[k] as StreamPosition })
+      }))
+      return out
+    }
+
     let broker: Broker = new MemoryBroker()
     let nodes: NodeRegistry = new LocalNodeRegistry()
+    let brokerReady = (): boolean => true
+    let cluster: ClusterStats | undefined
     if (options.broker === 'redis') {
       const redisBroker = new RedisBroker(shards as Shards, {
         positionCheckMs: options.positionCheckMs,
-        read: async (room, query) => await history.read(room, query),
-        // A history outside Redis answers for all rooms at once, whichever shard they are on.
-        positions: async (_shard, rooms) => await (postgres as PostgresHistory).positions(rooms),
+        read,
+        positions: async (_shard, rooms) => await positions(rooms),
         // Each node publishes after its own commit, so two nodes' messages of a room may arrive swapped.
         holdMs: UNORDERED_HOLD_MS
       })
       await redisBroker.start()
       broker = redisBroker
       nodes = new RedisNodeRegistry((shards as Shards).first, options.redisPrefix, options.presenceTtlMs)
+      cluster = { lagSeconds: redisBroker.lagSeconds, sequencer: redisBroker.sequencer.stats, shards: (shards as Shards).list }
+    } else if (options.broker === 'nats') {
+      const natsBroker = await NatsBroker.open({ url: options.natsUrl, prefix: options.natsPrefix, positionCheckMs: options.positionCheckMs, read, positions })
+      opened.push(natsBroker)
+      broker = natsBroker
+      nodes = new NatsNodeRegistry(natsBroker.connection, options.natsPrefix, options.presenceTtlMs)
+      brokerReady = () => natsBroker.ready()
+      cluster = { lagSeconds: natsBroker.lagSeconds, sequencer: natsBroker.sequencer.stats, shards: [{ name: options.natsUrl, stats: natsBroker.stats }] }
     }
-    const ready = (): boolean => (shards?.ready() ?? true) && (postgres?.ready() ?? true)
-    const engine = new ComposedEngine(history, broker, presence, nodes, ready)
+    const ready = (): boolean => brokerReady() && (shards?.ready() ?? true) && (postgres?.ready() ?? true)
+    const engine = new ComposedEngine(history, broker, presence, nodes, ready, cluster)
     const close = engine.close.bind(engine)
     engine.close = async () => {
       await close()

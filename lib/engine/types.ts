@@ -183,8 +183,8 @@ export interface NodeRegistry {
 
 /** A cluster engine's own counters in plain numbers, exported at scrape time. */
 export interface ClusterStats {
-  /** From the publish call to the answer of the store that sequenced and fanned it out. */
-  readonly publishSeconds: PlainHistogram
+  /** From the publish call to the answer of the store that sequenced and fanned it out (one script: Redis). */
+  readonly publishSeconds?: PlainHistogram | undefined
   /** From the store's clock at publish to this node receiving the message from the broker. */
   readonly lagSeconds: PlainHistogram
   readonly sequencer: SequencerStats

@@ -9,6 +9,9 @@ import { REDIS_URL, redisPrefix } from './redis.js'
 /** The shared PostgreSQL of the machine (and of CI): a missing one fails the tests that need it. */
 export const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 
+/** The shared NATS server (with JetStream) of the machine and of CI. */
+export const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222'
+
 /** A schema of this test process's own, dropped when the file's tests end (see dropTestSchema). */
 export const TEST_SCHEMA = `sbtest_${process.pid}_${randomBytes(3).toString('hex')}`
 
@@ -42,6 +45,8 @@ export function testEngine (parts: EngineParts, settings: EngineSettings): Promi
     databaseUrl: DATABASE_URL,
     databaseSchema: TEST_SCHEMA,
     databaseTimeoutMs: 5000,
+    natsUrl: NATS_URL,
+    natsPrefix: `sbtest${randomBytes(4).toString('hex')}`,
     ...parts
   })
 }

@@ -1,7 +1,7 @@
 import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from '../../metrics/histogram.js'
 import { Sequencer } from '../sequencer.js'
 import type { Broadcast, Broker, BrokerHandlers, HistoryPage, HistoryQuery, PresenceEvent, Publication, StreamPosition } from '../types.js'
-import { decodePayload, encodeRequest } from './entry.js'
+import { decodeBrokerMessage, encodeBrokerPresence, encodeBrokerPublication } from '../broker-wire.js'
 import { run, type Shard, type Shards } from './shards.js'
 
 export interface RedisBrokerOptions {
@@ -68,8 +68,7 @@ export class RedisBroker implements Broker {
   /** For a history that is not in Redis; the Redis engine publishes inside its append script instead. */
   async publish (publication: Publication): Promise<void> {
     const shard = this.shards.of(publication.room)
-    const message = `m${publication.epoch}|${publication.seq}|${Date.now()}|${encodeRequest(publication)}`
-    await run(shard, () => shard.command.publish(this.shards.channel(publication.room), message))
+    await run(shard, () => shard.command.publish(this.shards.channel(publication.room), encodeBrokerPublication(publication, Date.now())))
   }
 
   async broadcast (broadcast: Broadcast): Promise<void> {
@@ -79,8 +78,7 @@ export class RedisBroker implements Broker {
 
   async presence (event: PresenceEvent): Promise<void> {
     const shard = this.shards.of(event.room)
-    const message = `p${JSON.stringify({ kind: event.kind, client: event.client, user: event.user })}`
-    await run(shard, () => shard.command.publish(this.shards.channel(event.room), message))
+    await run(shard, () => shard.command.publish(this.shards.channel(event.room), encodeBrokerPresence(event)))
   }
 
   /** Reads the position first: the sequencer's starting point (see Sequencer.track). */
@@ -118,18 +116,13 @@ export class RedisBroker implements Broker {
       this.handlers?.broadcast(JSON.parse(message) as Broadcast)
       return
     }
-    const room = channel.slice(this.channelPrefix.length)
-    if (message.charCodeAt(0) === 109 /* m */) {
-      const epochEnd = message.indexOf('|', 1)
-      const seqEnd = message.indexOf('|', epochEnd + 1)
-      const storedEnd = message.indexOf('|', seqEnd + 1)
-      const storedAt = Number(message.slice(seqEnd + 1, storedEnd))
-      this.lagSeconds.observe(Math.max(0, Date.now() - storedAt) / 1000)
-      this.sequencer.accept(decodePayload(room, message.slice(1, epochEnd), Number(message.slice(epochEnd + 1, seqEnd)), message, storedEnd + 1))
-    } else {
-      const event = JSON.parse(message.slice(1)) as { kind: 'joined' | 'left', client: string, user?: string }
-      this.handlers?.presence({ room, kind: event.kind, client: event.client, user: event.user })
+    const decoded = decodeBrokerMessage(channel.slice(this.channelPrefix.length), message)
+    if ('presence' in decoded) {
+      this.handlers?.presence(decoded.presence)
+      return
     }
+    this.lagSeconds.observe(Math.max(0, Date.now() - decoded.storedAt) / 1000)
+    this.sequencer.accept(decoded.publication)
   }
 
   /** After a reconnect: every room this node still has members in, then a check of what was missed. */

@@ -1,0 +1,33 @@
+import { decodePayload, encodeRequest } from './redis/entry.js'
+import type { PresenceEvent, Publication } from './types.js'
+
+/**
+ * What cluster brokers carry on a room's channel or subject, one text per message:
+ * `m<epoch>|<seq>|<storedAt>|<payload>` for a publication (the payload as history stores it, so the
+ * data is never parsed on the way) and `p<JSON>` for a presence event.
+ */
+export function encodeBrokerPublication (publication: Publication, storedAt: number): string {
+  return `m${publication.epoch}|${publication.seq}|${storedAt}|${encodeRequest(publication)}`
+}
+
+export function encodeBrokerPresence (event: PresenceEvent): string {
+  return `p${JSON.stringify({ kind: event.kind, client: event.client, user: event.user })}`
+}
+
+export type BrokerMessage =
+  | { readonly publication: Publication, readonly storedAt: number }
+  | { readonly presence: PresenceEvent }
+
+export function decodeBrokerMessage (room: string, message: string): BrokerMessage {
+  if (message.charCodeAt(0) === 109 /* m */) {
+    const epochEnd = message.indexOf('|', 1)
+    const seqEnd = message.indexOf('|', epochEnd + 1)
+    const storedEnd = message.indexOf('|', seqEnd + 1)
+    return {
+      publication: decodePayload(room, message.slice(1, epochEnd), Number(message.slice(epochEnd + 1, seqEnd)), message, storedEnd + 1),
+      storedAt: Number(message.slice(seqEnd + 1, storedEnd))
+    }
+  }
+  const event = JSON.parse(message.slice(1)) as { kind: 'joined' | 'left', client: string, user?: string }
+  return { presence: { room, kind: event.kind, client: event.client, user: event.user } }
+}

@@ -1,0 +1,178 @@
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node'
+import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from '../../metrics/histogram.js'
+import { decodeBrokerMessage, encodeBrokerPresence, encodeBrokerPublication } from '../broker-wire.js'
+import { EngineUnavailableError } from '../errors.js'
+import { Sequencer, UNORDERED_HOLD_MS } from '../sequencer.js'
+import type { Broadcast, Broker, BrokerHandlers, HistoryPage, HistoryQuery, PresenceEvent, Publication, StreamPosition } from '../types.js'
+
+export interface NatsBrokerOptions {
+  url: string
+  /** First token of every subject, so deployments can share a NATS server. */
+  prefix: string
+  positionCheckMs: number
+  read: (room: string, query: HistoryQuery) => Promise<HistoryPage>
+  positions: (rooms: readonly string[]) => Promise<StreamPosition[]>
+}
+
+/** NATS traffic in plain numbers, exported at scrape time. */
+export class NatsStats {
+  commands = 0
+  failures = 0
+  messagesIn = 0
+  reconnects = 0
+}
+
+const decoder = new TextDecoder()
+
+/**
+ * Fan-out over NATS core: a subject per room, subscribed while this node has members in it, and one
+ * for global broadcasts. NATS does not order messages from different publishers, and a subscriber that
+ * was disconnected misses what was sent meanwhile: a Sequencer orders each room by seq and fills holes
+ * from the history store, which assigned the seqs.
+ */
+export class NatsBroker implements Broker {
+  private handlers: BrokerHandlers | undefined
+  readonly sequencer: Sequencer
+  readonly lagSeconds = new PlainHistogram(LATENCY_BUCKETS_SECONDS)
+  readonly stats = new NatsStats()
+  private readonly subscriptions = new Map<string, Subscription>()
+  private readonly wanted = new Set<string>()
+  private connected = true
+  private readonly checker: NodeJS.Timeout
+
+  private constructor (readonly connection: NatsConnection, private readonly options: NatsBrokerOptions) {
+    this.sequencer = new Sequencer({
+      publication: publication => { this.handlers?.publication(publication) },
+      epoch: (room, epoch) => { this.handlers?.epoch(room, epoch) },
+      lost: (room, from, to) => { this.handlers?.lost(room, from, to) }
+    }, options.read, UNORDERED_HOLD_MS)
+    connection.subscribe(this.broadcastSubject, {
+      callback: (error, message) => {
+        if (error === null) this.handlers?.broadcast(JSON.parse(decoder.decode(message.data)) as Broadcast)
+      }
+    })
+    void this.watchStatus()
+    this.checker = setInterval(() => { void this.checkPositions() }, options.positionCheckMs)
+    this.checker.unref()
+  }
+
+  /** Connects (failing the boot, naming NATS_URL, when the server cannot be reached). */
+  static async open (options: NatsBrokerOptions): Promise<NatsBroker> {
+    let connection: NatsConnection
+    try {
+      connection = await connect({ servers: options.url.split(',').map(url => url.trim()), maxReconnectAttempts: -1, reconnectTimeWait: 250, name: 'switchboard' })
+    } catch (error) {
+      throw new EngineUnavailableError(`cannot connect to NATS at ${options.url} (NATS_URL): ${(error as Error).message}`, { cause: error })
+    }
+    const broker = new NatsBroker(connection, options)
+    await connection.flush()
+    return broker
+  }
+
+  ready (): boolean {
+    return this.connected
+  }
+
+  handle (handlers: BrokerHandlers): void {
+    this.handlers = handlers
+  }
+
+  publish (publication: Publication): void {
+    this.send(this.subjectOf(publication.room), encodeBrokerPublication(publication, Date.now()))
+  }
+
+  broadcast (broadcast: Broadcast): void {
+    this.send(this.broadcastSubject, JSON.stringify(broadcast))
+  }
+
+  presence (event: PresenceEvent): void {
+    this.send(this.subjectOf(event.room), encodeBrokerPresence(event))
+  }
+
+  /** Reads the position first, the sequencer's starting point; the flush makes the server hold the subscription. */
+  async subscribe (room: string): Promise<void> {
+    this.wanted.add(room)
+    if (!this.connected) throw new EngineUnavailableError('nats: not connected')
+    const [position] = await this.options.positions([room])
+    if (!this.wanted.has(room) || position === undefined || this.subscriptions.has(room)) return
+    this.sequencer.track(room, position)
+    this.subscriptions.set(room, this.connection.subscribe(this.subjectOf(room), {
+      callback: (error, message) => {
+        if (error !== null) return
+        this.receive(room, decoder.decode(message.data))
+      }
+    }))
+    try {
+      await this.connection.flush()
+    } catch (error) {
+      throw new EngineUnavailableError(`nats: ${(error as Error).message}`, { cause: error })
+    }
+  }
+
+  unsubscribe (room: string): void {
+    this.wanted.delete(room)
+    this.sequencer.untrack(room)
+    this.subscriptions.get(room)?.unsubscribe()
+    this.subscriptions.delete(room)
+  }
+
+  caughtUp (room: string, position: StreamPosition): Promise<void> | undefined {
+    return this.sequencer.until(room, position)
+  }
+
+  async close (): Promise<void> {
+    clearInterval(this.checker)
+    this.handlers = undefined
+    await this.connection.drain().catch(() => {})
+  }
+
+  private get broadcastSubject (): string {
+    return `${this.options.prefix}.broadcast`
+  }
+
+  /** Room names may hold any character; a subject token may not hold dots, spaces or wildcards. */
+  private subjectOf (room: string): string {
+    return `${this.options.prefix}.room.${Buffer.from(room).toString('base64url') || '_'}`
+  }
+
+  /** Publishes are refused while disconnected: the client would only buffer them. */
+  private send (subject: string, text: string): void {
+    this.stats.commands++
+    if (!this.connected) {
+      this.stats.failures++
+      throw new EngineUnavailableError('nats: not connected')
+    }
+    this.connection.publish(subject, text)
+  }
+
+  private receive (room: string, text: string): void {
+    this.stats.messagesIn++
+    const decoded = decodeBrokerMessage(room, text)
+    if ('presence' in decoded) {
+      this.handlers?.presence(decoded.presence)
+      return
+    }
+    this.lagSeconds.observe(Math.max(0, Date.now() - decoded.storedAt) / 1000)
+    this.sequencer.accept(decoded.publication)
+  }
+
+  /** The client resubscribes by itself after a reconnect; what was sent meanwhile is repaired at once. */
+  private async watchStatus (): Promise<void> {
+    for await (const status of this.connection.status()) {
+      if (status.type === 'disconnect') this.connected = false
+      if (status.type === 'reconnect') {
+        this.connected = true
+        this.stats.reconnects++
+        for (const room of this.sequencer.tracked()) this.sequencer.markUrgent(room)
+        void this.checkPositions()
+      }
+    }
+  }
+
+  private async checkPositions (): Promise<void> {
+    const rooms = Array.from(this.sequencer.tracked())
+    if (!this.connected || rooms.length === 0) return
+    const positions = await this.options.positions(rooms).catch(() => undefined)
+    positions?.forEach((position, i) => { this.sequencer.check(rooms[i] as string, position) })
+  }
+}
