@@ -15,7 +15,7 @@ declare module 'fastify' {
 
 export interface EnginePluginOptions {
   config: Pick<Config, 'historySize' | 'historyTtlMs' | 'historyMaxBytes' | 'idempotencyTtlMs' | 'broker' | 'history' | 'presence'
-  | 'redisUrl' | 'redisPrefix' | 'redisTimeoutMs' | 'presenceTtlMs' | 'positionCheckMs' | 'nodeId' | 'databaseUrl' | 'databaseSchema' | 'databaseTimeoutMs' | 'natsUrl' | 'natsPrefix'>
+  | 'redisUrl' | 'redisPrefix' | 'redisTimeoutMs' | 'presenceTtlMs' | 'positionCheckMs' | 'nodeId' | 'databaseUrl' | 'databaseSchema' | 'databaseTimeoutMs' | 'natsUrl' | 'natsPrefix' | 'amqpUrl' | 'amqpExchange' | 'amqpRouting'>
 }
 
 /**
@@ -49,7 +49,10 @@ export default fp<EnginePluginOptions>(async function engine (fastify, opts) {
       databaseSchema: config.databaseSchema,
       databaseTimeoutMs: config.databaseTimeoutMs,
       natsUrl: config.natsUrl,
-      natsPrefix: config.natsPrefix
+      natsPrefix: config.natsPrefix,
+      amqpUrl: config.amqpUrl,
+      amqpExchange: config.amqpExchange,
+      amqpRouting: config.amqpRouting
     })
   } catch (error) {
     throw new Error(`engine plugin: ${(error as Error).message}`, { cause: error })

@@ -1,11 +1,12 @@
+import { AmqpBroker, type AmqpRouting } from './amqp/broker.js'
 import { ComposedEngine } from './composed.js'
 import { MemoryBroker } from './memory/broker.js'
 import { MemoryHistory, type MemoryHistoryOptions } from './memory/history.js'
 import { createMemoryEngine } from './memory/index.js'
 import { LocalNodeRegistry } from './memory/nodes.js'
 import { MemoryPresence } from './memory/presence.js'
+import { HeartbeatNodeRegistry } from './heartbeat-nodes.js'
 import { NatsBroker } from './nats/broker.js'
-import { NatsNodeRegistry } from './nats/nodes.js'
 import { PostgresHistory } from './postgres/history.js'
 import { RedisBroker } from './redis/broker.js'
 import { RedisHistory } from './redis/history.js'
@@ -16,7 +17,7 @@ import { Shards, type Shard } from './redis/shards.js'
 import { UNORDERED_HOLD_MS } from './sequencer.js'
 import type { Broker, ClusterStats, Engine, HistoryStore, NodeRegistry, PresenceStore, StreamPosition } from './types.js'
 
-export type BrokerKind = 'memory' | 'redis' | 'nats'
+export type BrokerKind = 'memory' | 'redis' | 'nats' | 'amqp'
 export type StoreKind = 'memory' | 'redis'
 export type HistoryKind = StoreKind | 'postgres'
 
@@ -35,6 +36,9 @@ export interface EngineOptions extends MemoryHistoryOptions {
   databaseTimeoutMs: number
   natsUrl: string
   natsPrefix: string
+  amqpUrl: string
+  amqpExchange: string
+  amqpRouting: AmqpRouting
 }
 
 /** Why a combination cannot work, or undefined when it can. */
@@ -113,9 +117,16 @@ export async function createEngine (options: EngineOptions): Promise<Engine> {
       const natsBroker = await NatsBroker.open({ url: options.natsUrl, prefix: options.natsPrefix, positionCheckMs: options.positionCheckMs, read, positions })
       opened.push(natsBroker)
       broker = natsBroker
-      nodes = new NatsNodeRegistry(natsBroker.connection, options.natsPrefix, options.presenceTtlMs)
+      nodes = new HeartbeatNodeRegistry(natsBroker.heartbeats(), options.presenceTtlMs)
       brokerReady = () => natsBroker.ready()
       cluster = { lagSeconds: natsBroker.lagSeconds, sequencer: natsBroker.sequencer.stats, shards: [{ name: options.natsUrl, stats: natsBroker.stats }] }
+    } else if (options.broker === 'amqp') {
+      const amqpBroker = await AmqpBroker.open({ url: options.amqpUrl, exchange: options.amqpExchange, routing: options.amqpRouting, positionCheckMs: options.positionCheckMs, read, positions })
+      opened.push(amqpBroker)
+      broker = amqpBroker
+      nodes = new HeartbeatNodeRegistry(amqpBroker.heartbeats(), options.presenceTtlMs)
+      brokerReady = () => amqpBroker.ready()
+      cluster = { lagSeconds: amqpBroker.lagSeconds, sequencer: amqpBroker.sequencer.stats, shards: [{ name: new URL(options.amqpUrl).host, stats: amqpBroker.stats }] }
     }
     const ready = (): boolean => brokerReady() && (shards?.ready() ?? true) && (postgres?.ready() ?? true)
     const engine = new ComposedEngine(history, broker, presence, nodes, ready, cluster)

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import amqp from 'amqplib'
 import pg from 'pg'
 import type { Test } from 'tap'
 import { createEngine, type BrokerKind, type HistoryKind, type StoreKind } from '../../lib/engine/create.js'
@@ -11,6 +12,9 @@ export const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127
 
 /** The shared NATS server (with JetStream) of the machine and of CI. */
 export const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222'
+
+/** The shared RabbitMQ of the machine and of CI. */
+export const AMQP_URL = process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672'
 
 /** A schema of this test process's own, dropped when the file's tests end (see dropTestSchema). */
 export const TEST_SCHEMA = `sbtest_${process.pid}_${randomBytes(3).toString('hex')}`
@@ -28,10 +32,19 @@ export interface EngineParts {
   presence: StoreKind
   redisUrls?: string[]
   redisPrefix?: string
+  amqpRouting?: 'rooms' | 'fanout'
 }
 
 /** An engine of the given parts over the shared services, under a key prefix of its own. */
+/** An exchange base name of its own, deleted with the file's schema (withTestSchema). */
+export function testExchange (): string {
+  const base = `sbtest.${randomBytes(4).toString('hex')}`
+  exchanges.add(base)
+  return base
+}
+
 export function testEngine (parts: EngineParts, settings: EngineSettings): Promise<Engine> {
+  const amqpExchange = parts.broker === 'amqp' ? testExchange() : 'unused'
   return createEngine({
     size: settings.historySize,
     ttlMs: settings.historyTtlMs,
@@ -47,11 +60,28 @@ export function testEngine (parts: EngineParts, settings: EngineSettings): Promi
     databaseTimeoutMs: 5000,
     natsUrl: NATS_URL,
     natsPrefix: `sbtest${randomBytes(4).toString('hex')}`,
+    amqpUrl: AMQP_URL,
+    amqpExchange,
+    amqpRouting: 'rooms',
     ...parts
   })
 }
 
-/** Registers the schema's removal for the end of the file. */
+/** Exchange names the engines of this process declared (durable: they outlive the connection). */
+const exchanges = new Set<string>()
+
+async function deleteTestExchanges (): Promise<void> {
+  if (exchanges.size === 0) return
+  const connection = await amqp.connect(AMQP_URL)
+  const channel = await connection.createChannel()
+  for (const base of exchanges) for (const suffix of ['rooms', 'fanout', 'broadcast']) await channel.deleteExchange(`${base}.${suffix}`)
+  await connection.close()
+}
+
+/** Registers the removal of what the file's engines left in the shared services: its schema and exchanges. */
 export function withTestSchema (t: Test): void {
-  t.teardown(dropTestSchema)
+  t.teardown(async () => {
+    await dropTestSchema()
+    await deleteTestExchanges()
+  })
 }

@@ -2,6 +2,7 @@ import { connect, type NatsConnection, type Subscription } from '@nats-io/transp
 import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from '../../metrics/histogram.js'
 import { decodeBrokerMessage, encodeBrokerPresence, encodeBrokerPublication } from '../broker-wire.js'
 import { EngineUnavailableError } from '../errors.js'
+import type { HeartbeatChannel } from '../heartbeat-nodes.js'
 import { Sequencer, UNORDERED_HOLD_MS } from '../sequencer.js'
 import type { Broadcast, Broker, BrokerHandlers, HistoryPage, HistoryQuery, PresenceEvent, Publication, StreamPosition } from '../types.js'
 
@@ -40,7 +41,7 @@ export class NatsBroker implements Broker {
   private connected = true
   private readonly checker: NodeJS.Timeout
 
-  private constructor (readonly connection: NatsConnection, private readonly options: NatsBrokerOptions) {
+  private constructor (private readonly connection: NatsConnection, private readonly options: NatsBrokerOptions) {
     this.sequencer = new Sequencer({
       publication: publication => { this.handlers?.publication(publication) },
       epoch: (room, epoch) => { this.handlers?.epoch(room, epoch) },
@@ -114,6 +115,24 @@ export class NatsBroker implements Broker {
     this.sequencer.untrack(room)
     this.subscriptions.get(room)?.unsubscribe()
     this.subscriptions.delete(room)
+  }
+
+  /** Heartbeats of the node registry, on subjects of their own. */
+  heartbeats (): HeartbeatChannel {
+    const subject = (kind: string): string => `${this.options.prefix}.nodes.${kind}`
+    return {
+      send: (kind, text) => {
+        try {
+          this.connection.publish(subject(kind), text)
+        } catch {}
+      },
+      listen: handler => {
+        const subscriptions = (['beat', 'hello'] as const).map(kind => this.connection.subscribe(subject(kind), {
+          callback: (error, message) => { if (error === null) handler(kind, decoder.decode(message.data)) }
+        }))
+        return () => { for (const subscription of subscriptions) subscription.unsubscribe() }
+      }
+    }
   }
 
   caughtUp (room: string, position: StreamPosition): Promise<void> | undefined {
