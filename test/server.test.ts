@@ -23,7 +23,10 @@ t.test('a Redis that cannot be reached stops the boot, naming REDIS_URL; so does
   t.match(mixed.output(), /HISTORY=memory cannot be used with BROKER=redis/)
   const unknown = start({ PORT: '0', BROKER: 'kafka' })
   t.equal(await unknown.exited, 1)
-  t.match(unknown.output(), /BROKER must be one of memory, redis \(got "kafka"\)/)
+  t.match(unknown.output(), /BROKER must be one of memory, redis, nats, amqp \(got "kafka"\)/)
+  const noHistory = start({ PORT: '0', BROKER: 'nats' })
+  t.equal(await noHistory.exited, 1)
+  t.match(noHistory.output(), /HISTORY=memory cannot be used with BROKER=nats: .*set HISTORY=redis or HISTORY=postgres/)
 })
 
 t.test('npm start entry: listens, serves, and exits 0 on SIGTERM after a graceful close', async t => {
