@@ -32,6 +32,8 @@ interface RoomState {
   behindAt: number | undefined
   /** After a reconnect: repair at the next check without waiting for a second look. */
   urgent: boolean
+  /** Lives this room's stream has left: a late message of one of them is dropped, not taken for a new life. */
+  pastEpochs: Set<string> | undefined
   /** Joins waiting for this node to have handed on a seq (see `until`). */
   waiters: { seq: number, epoch: string, resolve: () => void }[] | undefined
 }
@@ -70,7 +72,7 @@ export class Sequencer {
    * after) the subscription is made, so it either arrives live or shows up as a hole to repair.
    */
   track (room: string, position: StreamPosition): void {
-    if (!this.rooms.has(room)) this.rooms.set(room, { epoch: position.epoch, last: position.seq, held: undefined, holdTimer: undefined, behindAt: undefined, urgent: false, waiters: undefined })
+    if (!this.rooms.has(room)) this.rooms.set(room, { epoch: position.epoch, last: position.seq, held: undefined, holdTimer: undefined, behindAt: undefined, urgent: false, pastEpochs: undefined, waiters: undefined })
   }
 
   untrack (room: string): void {
@@ -120,8 +122,11 @@ export class Sequencer {
       return
     }
     if (publication.epoch !== state.epoch) {
-      state.epoch = publication.epoch
-      state.last = 0
+      if (state.pastEpochs?.has(publication.epoch) === true) {
+        this.stats.duplicates++
+        return
+      }
+      this.newLife(state, publication.epoch)
     }
     if (publication.seq <= state.last) {
       this.stats.duplicates++
@@ -194,15 +199,19 @@ export class Sequencer {
     state.behindAt = undefined
     this.stats.repairs++
     this.fill(room, state).then(() => { this.release(room, state) }, () => {
+      if (this.rooms.get(room) !== state) return
       // History is unreachable too: what the held messages skip over is reported, then they go on.
       const next = state.held?.[0]
       if (next !== undefined && next.epoch === state.epoch && next.seq > state.last + 1) this.reportLost(room, state, next.seq - 1)
-      this.release(room, state)
+      this.release(room, state, false)
       // A join waits for seqs that could not be read: they are lost for this node's members as well.
-      if (state.held !== undefined || this.rooms.get(room) !== state || state.waiters === undefined) return
-      const wanted = Math.max(...state.waiters.filter(waiter => waiter.epoch === state.epoch).map(waiter => waiter.seq))
+      if (state.held !== undefined || state.waiters === undefined) return
+      const wanted = state.waiters.reduce((most, waiter) => waiter.epoch === state.epoch ? Math.max(most, waiter.seq) : most, state.last)
       if (wanted > state.last) this.reportLost(room, state, wanted)
       this.wake(state)
+    }).catch(() => {
+      // A sink that threw must not leave the room held for ever.
+      if (this.rooms.get(room) === state) this.release(room, state, false)
     })
   }
 
@@ -212,11 +221,11 @@ export class Sequencer {
       if (this.rooms.get(room) !== state) return
       if (page.position.epoch !== state.epoch) {
         // A new life: the old positions are void and the new one is read from its start.
-        state.epoch = page.position.epoch
-        state.last = 0
+        this.newLife(state, page.position.epoch)
         this.sink.epoch(room, page.position.epoch)
         continue
       }
+      const before = state.last
       const oldest = page.publications[0]?.seq ?? page.position.seq + 1
       if (oldest > state.last + 1 && page.position.seq > state.last) this.reportLost(room, state, Math.min(oldest, page.position.seq + 1) - 1)
       for (const publication of page.publications) {
@@ -226,6 +235,11 @@ export class Sequencer {
         this.sink.publication(publication)
       }
       if (page.publications.length < REPAIR_PAGE || state.last >= page.position.seq) return
+      // A full page that moved nothing on does not match the stream: what it cannot give is lost.
+      if (state.last === before) {
+        this.reportLost(room, state, page.position.seq)
+        return
+      }
     }
   }
 
@@ -235,12 +249,22 @@ export class Sequencer {
     state.last = to
   }
 
-  private release (room: string, state: RoomState): void {
+  /** After a repair: the held messages go on; a join still waiting for seqs gets another repair. */
+  private release (room: string, state: RoomState, again = true): void {
     const held = state.held ?? []
     state.held = undefined
     if (this.rooms.get(room) !== state) return
     for (const publication of held) this.accept(publication)
-    if (state.waiters !== undefined) this.wake(state)
+    if (state.waiters === undefined) return
+    this.wake(state)
+    if (again && state.waiters !== undefined && state.held === undefined) this.repair(room, state, [])
+  }
+
+  private newLife (state: RoomState, epoch: string): void {
+    if (state.pastEpochs === undefined) state.pastEpochs = new Set()
+    state.pastEpochs.add(state.epoch)
+    state.epoch = epoch
+    state.last = 0
   }
 
   private wake (state: RoomState): void {

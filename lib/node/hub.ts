@@ -96,6 +96,9 @@ function inBackground (work: Awaitable<void>): void {
   if (isPromise(work)) work.catch(() => {})
 }
 
+/** Epoch notices, told apart from other notices when a pending join's frames are sorted out. */
+const epochNotices = new WeakSet<OutgoingFrame>()
+
 function conflationKeyOf (room: string, key: string | undefined): string | undefined {
   return key === undefined ? undefined : `${room}\u0000${key}`
 }
@@ -155,8 +158,11 @@ export class Hub {
     const { engine } = this
     const rejoin = this.index.has(connection, room) !== undefined
     const created = this.index.add(connection, room, options.since !== undefined, options.watch)
-    // Subscribed before the history is read, so nothing published meanwhile falls between the two.
-    const subscribed = created ? engine.broker.subscribe(room) : undefined
+    const local = this.index.get(room) as LocalRoom
+    // Subscribed before the history is read, so nothing published meanwhile falls between the two; a
+    // join while the first one's subscription is under way waits for it too.
+    if (created) local.subscribed = engine.broker.subscribe(room)
+    const subscribed = local.subscribed
     return then(subscribed, () => then(rejoin ? undefined : this.enterPresence(connection, room, options), () => {
       if (options.since === undefined) {
         return then(engine.history.position(room), position => this.positioned(room, { position, recovery: undefined }))
@@ -181,8 +187,15 @@ export class Hub {
     if (result.recovery?.recovered === true) {
       for (const publication of result.recovery.publications) connection.deliver(messageFrame(publication, false))
     }
+    // Notices (seq 0) always pass; after an epoch notice the stream began again, and its seqs restart.
+    let newLife = false
     for (const frame of waiting) {
-      if (frame.seq > top) connection.deliver(frame)
+      if (frame.seq === 0) {
+        connection.deliver(frame)
+        if (epochNotices.has(frame)) newLife = true
+      } else if (newLife || frame.seq > top) {
+        connection.deliver(frame)
+      }
     }
   }
 
@@ -247,8 +260,14 @@ export class Hub {
     return { connections: this.live.size, rooms: this.index.size, memberships: this.index.memberships }
   }
 
+  /** A connection that left (or disconnected) while its join was under way does not enter presence, or leaves it again. */
   private enterPresence (connection: Connection, room: string, options: JoinOptions): Awaitable<void> {
+    if (this.index.has(connection, room) === undefined) return undefined
     return then(this.engine.presence.join(room, { client: connection.id, user: options.user, joinedAt: Date.now(), info: options.info }), () => {
+      if (this.index.has(connection, room) === undefined) {
+        inBackground(this.engine.presence.leave(room, connection.id))
+        return
+      }
       inBackground(this.engine.broker.presence({ room, kind: 'joined', client: connection.id, user: options.user }))
     })
   }
@@ -277,6 +296,7 @@ export class Hub {
     room.epoch = epoch
     if (known === undefined || known === epoch) return
     const frame = createFrame(encodeEpoch(roomName, epoch), Priority.critical)
+    epochNotices.add(frame)
     for (const member of room.members) member.deliver(frame)
     if (room.pending !== undefined) for (const waiting of room.pending.values()) waiting.push(frame)
   }

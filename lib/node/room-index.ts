@@ -1,4 +1,5 @@
 import type { OutgoingFrame } from '../delivery/frame.js'
+import type { Awaitable } from '../engine/types.js'
 
 /** A connection as the node sees it: something with an id that accepts shared frames. */
 export interface Connection {
@@ -19,6 +20,8 @@ export interface LocalRoom {
   watchers: Set<Connection> | undefined
   /** The stream's epoch as this node last saw it; a publication with another one starts a new life. */
   epoch: string | undefined
+  /** The broker subscription made when the room appeared on this node; every join waits for it. */
+  subscribed: Awaitable<void>
 }
 
 /** Who on this node is in which room; nothing about streams, which are the engine's. */
@@ -35,7 +38,7 @@ export class RoomIndex {
     let room = this.rooms.get(roomName)
     const created = room === undefined
     if (room === undefined) {
-      room = { members: new Set(), pending: undefined, watchers: undefined, epoch: undefined }
+      room = { members: new Set(), pending: undefined, watchers: undefined, epoch: undefined, subscribed: undefined }
       this.rooms.set(roomName, room)
     }
     if (!room.members.has(connection) && room.pending?.has(connection) !== true) this.membershipCount++

@@ -33,6 +33,7 @@ export interface EngineParts {
   redisUrls?: string[]
   redisPrefix?: string
   amqpRouting?: 'rooms' | 'fanout'
+  presenceTtlMs?: number
 }
 
 /** An engine of the given parts over the shared services, under a key prefix of its own. */

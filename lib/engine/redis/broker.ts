@@ -2,7 +2,7 @@ import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from '../../metrics/histogram
 import { Sequencer } from '../sequencer.js'
 import type { Broadcast, Broker, BrokerHandlers, HistoryPage, HistoryQuery, PresenceEvent, Publication, StreamPosition } from '../types.js'
 import { decodeBrokerMessage, encodeBrokerPresence, encodeBrokerPublication } from '../broker-wire.js'
-import { run, type Shard, type Shards } from './shards.js'
+import { run, withTimeout, type Shard, type Shards } from './shards.js'
 
 export interface RedisBrokerOptions {
   /** How often each node compares every subscribed room's position with what it received. */
@@ -89,7 +89,7 @@ export class RedisBroker implements Broker {
     // Unsubscribed while the position was read: the room emptied again.
     if (!this.wanted.has(room) || position === undefined) return
     this.sequencer.track(room, position)
-    await run(shard, () => shard.subscriber.subscribe(this.shards.channel(room)))
+    await run(shard, () => withTimeout(shard.subscriber.subscribe(this.shards.channel(room)), this.shards.options.commandTimeoutMs, 'SUBSCRIBE'))
   }
 
   caughtUp (room: string, position: StreamPosition): Promise<void> | undefined {
@@ -128,10 +128,13 @@ export class RedisBroker implements Broker {
   /** After a reconnect: every room this node still has members in, then a check of what was missed. */
   private async resubscribe (shard: Shard): Promise<void> {
     const rooms = Array.from(this.sequencer.tracked()).filter(room => this.shards.of(room) === shard)
-    const channels = rooms.map(room => this.shards.channel(room))
-    if (shard === this.shards.first) channels.push(this.shards.broadcastChannel)
     try {
-      for (let i = 0; i < channels.length; i += SUBSCRIBE_BATCH) await shard.subscriber.subscribe(...channels.slice(i, i + SUBSCRIBE_BATCH))
+      if (shard === this.shards.first) await shard.subscriber.subscribe(this.shards.broadcastChannel)
+      for (let i = 0; i < rooms.length; i += SUBSCRIBE_BATCH) {
+        // A room left while earlier batches went out is not subscribed again.
+        const batch = rooms.slice(i, i + SUBSCRIBE_BATCH).filter(room => this.wanted.has(room)).map(room => this.shards.channel(room))
+        if (batch.length > 0) await shard.subscriber.subscribe(...batch)
+      }
     } catch {
       // Dropped again before it finished: the next 'ready' starts over.
       return

@@ -94,9 +94,14 @@ export class RedisHistory implements HistoryStore {
   async positions (shard: Shard, rooms: readonly string[]): Promise<StreamPosition[]> {
     const pipeline = shard.command.pipeline() as unknown as ScriptCommands & { exec (): Promise<[Error | null, unknown][] | null> }
     for (const room of rooms) pipeline.sbPosition(this.shards.key(room, 's'), this.shards.key(room, 'h'), candidateEpoch(), this.limits(room).ttlMs)
-    const results = await run(shard, () => pipeline.exec())
-    return (results ?? []).map(([error, value]) => {
-      if (error !== null) throw error
+    // exec() resolves even when commands failed: each result carries its own error.
+    const results = await run(shard, async () => {
+      const replies = await pipeline.exec()
+      const failed = replies?.find(([error]) => error !== null)
+      if (replies === null || failed !== undefined) throw failed?.[0] ?? new Error('pipeline aborted')
+      return replies
+    })
+    return results.map(([, value]) => {
       const [epoch, seq] = value as [string, number]
       return { epoch, seq }
     })

@@ -19,8 +19,8 @@ interface StoredMember {
  * drops members nobody refreshes any more (a node that died) and announces them as left.
  */
 export class RedisPresence implements PresenceStore {
-  /** This node's members, by room: what its refresh keeps alive. */
-  private readonly local = new Map<string, Set<string>>()
+  /** This node's members, by room, with what they joined with: what its refresh keeps alive (or restores). */
+  private readonly local = new Map<string, Map<string, string>>()
   private localMembers = 0
   private readonly refresher: NodeJS.Timeout
 
@@ -40,16 +40,15 @@ export class RedisPresence implements PresenceStore {
   async join (room: string, member: PresenceMember): Promise<void> {
     const shard = this.shards.of(room)
     const stored: StoredMember = { c: member.client, u: member.user, j: member.joinedAt, i: member.info }
-    await run(shard, () => shard.command.sbPresenceJoin(...this.keys(room), member.client, JSON.stringify(stored), this.lifetimeMs, member.user ?? ''))
+    const json = JSON.stringify(stored)
+    await run(shard, () => shard.command.sbPresenceJoin(...this.keys(room), member.client, json, this.lifetimeMs, member.user ?? ''))
     let clients = this.local.get(room)
     if (clients === undefined) {
-      clients = new Set()
+      clients = new Map()
       this.local.set(room, clients)
     }
-    if (!clients.has(member.client)) {
-      clients.add(member.client)
-      this.localMembers++
-    }
+    if (!clients.has(member.client)) this.localMembers++
+    clients.set(member.client, json)
   }
 
   async leave (room: string, client: string): Promise<void> {
@@ -91,7 +90,7 @@ export class RedisPresence implements PresenceStore {
 
   /** One pipeline per shard; a shard that is down is refreshed at the next round. */
   private async refresh (): Promise<void> {
-    const byShard = new Map<number, [string, Set<string>][]>()
+    const byShard = new Map<number, [string, Map<string, string>][]>()
     for (const entry of this.local) {
       const index = this.shards.of(entry[0]).index
       let rooms = byShard.get(index)
@@ -102,7 +101,7 @@ export class RedisPresence implements PresenceStore {
       const shard = this.shards.list[index]
       if (shard === undefined || shard.command.status !== 'ready') return
       const pipeline = shard.command.pipeline() as unknown as { sbPresenceRefresh (...args: (string | number)[]): void, exec (): Promise<unknown> }
-      for (const [room, clients] of rooms) pipeline.sbPresenceRefresh(...this.keys(room), this.lifetimeMs, this.shards.channel(room), ...clients)
+      for (const [room, clients] of rooms) pipeline.sbPresenceRefresh(...this.keys(room), this.lifetimeMs, this.shards.channel(room), ...Array.from(clients).flat())
       await pipeline.exec().catch(() => {})
     }))
   }

@@ -58,6 +58,9 @@ if size > 0 then
   redis.call('LTRIM', list, -size, -1)
   trimExpired()
   redis.call('PEXPIRE', list, ttl)
+else
+  -- Kept entries must end at the top: a room whose history was turned off keeps none.
+  redis.call('DEL', list)
 end
 local idTtl = tonumber(ARGV[5])
 if hasId and idTtl > 0 then redis.call('SET', KEYS[3], epoch .. ':' .. seq, 'PX', idTtl) end
@@ -185,19 +188,31 @@ return {total, out, #page / 2 > limit and 1 or 0, redis.call('HLEN', users)}
 `
 
 /**
- * A node's heartbeat for one room. KEYS: order, members, expiry, users. ARGV: ttl ms, channel, then the
- * node's clients in the room. Extends their expiry, drops members nobody refreshed (a dead node's)
- * and announces each of those as left on the room's channel.
+ * A node's heartbeat for one room. KEYS: order, members, expiry, users. ARGV: ttl ms, channel, then
+ * the node's members as client and member JSON pairs. Extends their expiry, adds back any that Redis
+ * lost (a restart, an outage longer than the ttl), drops members nobody refreshes any more (a dead
+ * node's) and announces each of those as left on the room's channel.
  */
 export const PRESENCE_REFRESH = PRESENCE_PRELUDE + `
 local ttl = tonumber(ARGV[1])
 local args = {}
-for i = 3, #ARGV do
+local last = redis.call('ZRANGE', order, -1, -1, 'WITHSCORES')
+local score = nowUs
+if last[2] and tonumber(last[2]) >= score then score = tonumber(last[2]) + 1 end
+for i = 3, #ARGV, 2 do
+  local client = ARGV[i]
+  if not redis.call('ZSCORE', order, client) then
+    redis.call('ZADD', order, score, client)
+    score = score + 1
+    redis.call('HSET', members, client, ARGV[i + 1])
+    local user = cjson.decode(ARGV[i + 1]).u
+    if type(user) == 'string' then redis.call('HINCRBY', users, user, 1) end
+  end
   args[#args + 1] = now + ttl
-  args[#args + 1] = ARGV[i]
+  args[#args + 1] = client
 end
 if #args > 0 then
-  inSlices('ZADD', expiry, args, 'XX')
+  inSlices('ZADD', expiry, args)
   keepFor(ttl)
 end
 local gone = removeExpired()

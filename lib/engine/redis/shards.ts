@@ -136,7 +136,7 @@ export class Shards {
   readonly list: readonly Shard[]
   private readonly ring: ShardRing
 
-  constructor (urls: readonly string[], readonly prefix: string, options: ShardOptions) {
+  constructor (urls: readonly string[], readonly prefix: string, readonly options: ShardOptions) {
     this.list = urls.map((url, index) => openShard(url, index, options))
     this.ring = new ShardRing(this.list.map(shard => shard.name))
   }
@@ -145,9 +145,9 @@ export class Shards {
     return this.list[this.ring.shardOf(room)] as Shard
   }
 
-  /** Where the node registry and global broadcasts live. */
+  /** Where the node registry and global broadcasts live: the lowest name, whatever order REDIS_URL lists them in. */
   get first (): Shard {
-    return this.list[0] as Shard
+    return this.list.reduce((lowest, shard) => shard.name < lowest.name ? shard : lowest)
   }
 
   key (room: string, part: string): string {
@@ -185,6 +185,13 @@ export class Shards {
       else client.disconnect()
     })))
   }
+}
+
+/** SUBSCRIBE has no command timeout (the subscriber connection waits for pushes): this bounds it. */
+export function withTimeout<T> (work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`${what} timed out after ${ms} ms`)) }, ms) })
+  return Promise.race([work, timeout]).finally(() => { clearTimeout(timer) })
 }
 
 /** Runs a command of a shard; any failure (down, timed out, refused) is the engine being unavailable. */
