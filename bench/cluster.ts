@@ -1,13 +1,17 @@
 import { randomBytes } from 'node:crypto'
 import { parseArgs } from 'node:util'
+import amqp from 'amqplib'
 import { Redis } from 'ioredis'
+import pg from 'pg'
 import WebSocket from 'ws'
 import { ServerProcess, TASKSET, pinSelf, sampleProcess, type ProcSample } from './server-process.js'
 import { LatencySamples, median, round, summarize, type LatencySummary } from './stats.js'
 
 const USAGE = `Usage: node --import=tsx bench/cluster.ts [options]
   --setups=memory,redis,cluster   memory: 1 node, memory engine; redis: 1 node, BROKER=redis;
-                                  cluster: 2 nodes over Redis, receivers split between them
+                                  cluster: 2 nodes over Redis, receivers split between them;
+                                  also redis-pg, nats-pg, amqp-pg, amqp-fanout: 2 nodes each,
+                                  BROKER=redis/nats/amqp with HISTORY=postgres (amqp: PRESENCE=redis)
   --receivers=200     ws clients joined to the room (split evenly across the setup's nodes)
   --rate=200          publishes per second in the light phase
   --window=32         publishes in flight in the saturation phase
@@ -36,7 +40,15 @@ if (flags.help) {
   process.exit(0)
 }
 
-const SETUPS = { memory: { nodes: 1, redis: false }, redis: { nodes: 1, redis: true }, cluster: { nodes: 2, redis: true } } as const
+const SETUPS = {
+  memory: { nodes: 1, redis: false, env: {} },
+  redis: { nodes: 1, redis: true, env: { BROKER: 'redis' } },
+  cluster: { nodes: 2, redis: true, env: { BROKER: 'redis' } },
+  'redis-pg': { nodes: 2, redis: true, env: { BROKER: 'redis', HISTORY: 'postgres' } },
+  'nats-pg': { nodes: 2, redis: false, env: { BROKER: 'nats', HISTORY: 'postgres' } },
+  'amqp-pg': { nodes: 2, redis: true, env: { BROKER: 'amqp', HISTORY: 'postgres', PRESENCE: 'redis' } },
+  'amqp-fanout': { nodes: 2, redis: true, env: { BROKER: 'amqp', HISTORY: 'postgres', PRESENCE: 'redis', AMQP_ROUTING: 'fanout' } }
+} as const
 type SetupName = keyof typeof SETUPS
 const setups = flags.setups.split(',').map(name => name.trim()) as SetupName[]
 for (const name of setups) {
@@ -155,8 +167,10 @@ function cpuOf (samples: ProcSample[]): number {
 
 async function runSetup (name: SetupName): Promise<{ light: PhaseResult, saturation: PhaseResult }> {
   const setup = SETUPS[name]
-  const prefix = `bench:${randomBytes(4).toString('hex')}:`
-  const env: Record<string, string> = setup.redis ? { BROKER: 'redis', REDIS_URL: redisUrl, REDIS_PREFIX: prefix } : {}
+  const id = randomBytes(4).toString('hex')
+  const prefix = `bench:${id}:`
+  // Names of its own in every shared service, removed after the run.
+  const env: Record<string, string> = { ...setup.env, REDIS_URL: redisUrl, REDIS_PREFIX: prefix, DATABASE_SCHEMA: `bench_${id}`, AMQP_EXCHANGE: `bench.${id}`, NATS_PREFIX: `bench${id}` }
   const nodes: ServerProcess[] = []
   for (let i = 0; i < setup.nodes; i++) {
     const nodeArgs = flags.profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${flags.profile}/${name}-${i}`]
@@ -238,6 +252,18 @@ async function runSetup (name: SetupName): Promise<{ light: PhaseResult, saturat
     if (setup.redis) {
       const keys = await admin.keys(`${prefix}*`)
       if (keys.length > 0) await admin.del(...keys)
+    }
+    if ('HISTORY' in setup.env) {
+      const client = new pg.Client({ connectionString: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test' })
+      await client.connect()
+      await client.query(`DROP SCHEMA IF EXISTS bench_${id} CASCADE`)
+      await client.end()
+    }
+    if ('BROKER' in setup.env && setup.env.BROKER === 'amqp') {
+      const connection = await amqp.connect(process.env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672')
+      const channel = await connection.createChannel()
+      for (const suffix of ['rooms', 'fanout', 'broadcast']) await channel.deleteExchange(`bench.${id}.${suffix}`)
+      await connection.close()
     }
   }
 }
