@@ -5,7 +5,7 @@ import t from 'tap'
 import WebSocket from 'ws'
 import { TestClient } from './helpers/app.js'
 import { listening, startProcess as start } from './helpers/node-process.js'
-import { freePort } from './helpers/redis-server.js'
+import { freePort } from './helpers/service-process.js'
 
 t.test('a bad environment value stops the boot, naming the variable', async t => {
   const server = start({ PORT: 'http' })

@@ -1,5 +1,7 @@
 import { decodePayload, encodeRequest } from './redis/entry.js'
-import type { PresenceEvent, Publication } from './types.js'
+import type { PlainHistogram } from '../metrics/histogram.js'
+import type { Sequencer } from './sequencer.js'
+import type { BrokerHandlers, PresenceEvent, Publication } from './types.js'
 
 /**
  * What cluster brokers carry on a room's channel or subject, one text per message:
@@ -30,4 +32,15 @@ export function decodeBrokerMessage (room: string, message: string): BrokerMessa
   }
   const event = JSON.parse(message.slice(1)) as { kind: 'joined' | 'left', client: string, user?: string }
   return { presence: { room, kind: event.kind, client: event.client, user: event.user } }
+}
+
+/** A room's message from a broker: a presence event goes to the node, a publication through the sequencer. */
+export function receiveBrokerMessage (room: string, text: string, handlers: BrokerHandlers | undefined, sequencer: Sequencer, lagSeconds: PlainHistogram): void {
+  const decoded = decodeBrokerMessage(room, text)
+  if ('presence' in decoded) {
+    handlers?.presence(decoded.presence)
+    return
+  }
+  lagSeconds.observe(Math.max(0, Date.now() - decoded.storedAt) / 1000)
+  sequencer.accept(decoded.publication)
 }

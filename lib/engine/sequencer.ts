@@ -172,6 +172,13 @@ export class Sequencer {
     if (this.rooms.get(room) === state) this.repair(room, state, state.held ?? [])
   }
 
+  /** A position check of the given rooms: reads their positions in one go and checks each; a failed read waits for the next round. */
+  async checkRooms (rooms: readonly string[], positions: (rooms: readonly string[]) => Promise<StreamPosition[]>): Promise<void> {
+    if (rooms.length === 0) return
+    const found = await positions(rooms).catch(() => undefined)
+    found?.forEach((position, i) => { this.check(rooms[i] as string, position) })
+  }
+
   /** What a position check read for the room. */
   check (room: string, position: StreamPosition): void {
     const state = this.rooms.get(room)

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { TestClient } from '../helpers/app.js'
-import { freePort } from '../helpers/redis-server.js'
+import { freePort } from '../helpers/service-process.js'
 
 const script = fileURLToPath(new URL('../../docs/scaling/three-nodes.sh', import.meta.url))
 

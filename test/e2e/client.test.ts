@@ -45,12 +45,15 @@ t.test('20 cuts during 10k messages: the app sees every seq exactly once, in ord
   while (room.position === undefined) await new Promise(resolve => setImmediate(resolve))
 
   const cutsAt = new Set(Array.from({ length: 20 }, (_, i) => Math.floor((i + 0.5) * total / 20 + (Math.random() - 0.5) * 200)))
+  let cuts = 0
   for (let seq = 1; seq <= total; seq++) {
     await app.hub.publish('stream', seq, { priority: Priority.normal })
     if (cutsAt.has(seq)) {
-      // Cut a connection that is back in the room, so every cut interrupts a live stream.
-      while (app.hub.stats().memberships === 0) await new Promise(resolve => setTimeout(resolve, 1))
+      // Cut only once the client saw the previous rejoin recover, so every cut interrupts a live stream
+      // (a cut while the rejoin's reply is still on its way would merge two cuts into one rejoin).
+      while (recoveries < cuts) await new Promise(resolve => setTimeout(resolve, 1))
       for (const connection of app.hub.connections()) connection.terminate()
+      cuts++
     }
     if (seq % 50 === 0) await new Promise(resolve => setImmediate(resolve))
   }

@@ -1,12 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
-import { TestClient } from '../helpers/app.js'
+import { type Message, connect, messages, range, readiness } from '../helpers/cluster.js'
 import { AMQP_URL, DATABASE_URL, TEST_SCHEMA, testExchange, withTestSchema } from '../helpers/engine.js'
 import { startNode } from '../helpers/node-process.js'
 import { REDIS_URL, redisPrefix } from '../helpers/redis.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
-
-type Message = Record<string, unknown> & { op: string }
 
 // The chat design's topology, three processes; then all of them restarted; then a RabbitMQ outage.
 t.setTimeout(120_000)
@@ -31,21 +29,6 @@ function seedEnv (amqpUrl = AMQP_URL): Record<string, string> {
   }
 }
 
-async function connect (t: Test, node: { port: number }): Promise<TestClient> {
-  const client = await TestClient.connect(`ws://127.0.0.1:${node.port}/ws`)
-  t.teardown(() => { client.close() })
-  await client.op('welcome')
-  return client
-}
-
-async function messages (client: TestClient, room: string, count: number): Promise<Message[]> {
-  const got: Message[] = []
-  while (got.length < count) got.push(await client.waitFor(m => m.op === 'message' && m.room === room, 10_000))
-  return got
-}
-
-const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i)
-const readiness = async (node: { port: number }): Promise<number> => (await fetch(`http://127.0.0.1:${node.port}/readyz`)).status
 
 t.test('BROKER=amqp HISTORY=postgres PRESENCE=redis, three nodes: fan-out in order, recovery elsewhere, presence, history after a restart of all', async t => {
   const env = seedEnv()

@@ -1,12 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { TestClient } from '../helpers/app.js'
+import { type Message, connect, readiness, untilReadiness } from '../helpers/cluster.js'
 import { startNode } from '../helpers/node-process.js'
 import { redisPrefix } from '../helpers/redis.js'
 import { RedisServer } from '../helpers/redis-server.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
-
-type Message = Record<string, unknown> & { op: string }
 
 // A 5 s outage, a restart and a sleeping Redis, each with two server processes.
 t.setTimeout(120_000)
@@ -26,26 +25,6 @@ async function twoNodes (t: Test, redisUrl: string, extra: Record<string, string
     ...extra
   }
   return await Promise.all([startNode(t, { ...env, NODE_ID: 'a' }), startNode(t, { ...env, NODE_ID: 'b' })])
-}
-
-async function connect (t: Test, node: { port: number }): Promise<TestClient> {
-  const client = await TestClient.connect(`ws://127.0.0.1:${node.port}/ws`)
-  t.teardown(() => { client.close() })
-  await client.op('welcome')
-  return client
-}
-
-async function readiness (node: { port: number }): Promise<number> {
-  return (await fetch(`http://127.0.0.1:${node.port}/readyz`)).status
-}
-
-/** Polls /readyz until it answers `status` (readiness follows the Redis connections' state). */
-async function untilReadiness (node: { port: number }, status: number, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (await readiness(node) !== status) {
-    if (Date.now() > deadline) throw new Error(`/readyz never answered ${status}`)
-    await sleep(50)
-  }
 }
 
 /** Every message of the room the client received so far, and those still coming, until `done` says stop. */

@@ -1,23 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
-import { TestClient } from '../helpers/app.js'
+import { type Message, connect, readiness } from '../helpers/cluster.js'
 import { DATABASE_URL, TEST_SCHEMA, withTestSchema } from '../helpers/engine.js'
 import { NatsServer } from '../helpers/nats-server.js'
 import { startNode } from '../helpers/node-process.js'
 
-type Message = Record<string, unknown> & { op: string }
-
 t.setTimeout(120_000)
 withTestSchema(t)
 
-async function connect (t: Test, node: { port: number }): Promise<TestClient> {
-  const client = await TestClient.connect(`ws://127.0.0.1:${node.port}/ws`)
-  t.teardown(() => { client.close() })
-  await client.op('welcome')
-  return client
-}
-
-const readiness = async (node: { port: number }): Promise<number> => (await fetch(`http://127.0.0.1:${node.port}/readyz`)).status
 
 t.test('BROKER=nats HISTORY=postgres: two nodes as one, a NATS outage fails publishes clearly, and they resume', async t => {
   const nats = await NatsServer.start(t)

@@ -1,11 +1,9 @@
 import t, { type Test } from 'tap'
-import { TestClient } from '../helpers/app.js'
+import { type Message, connect, messages, range } from '../helpers/cluster.js'
 import { DATABASE_URL, TEST_SCHEMA, withTestSchema } from '../helpers/engine.js'
 import { startNode } from '../helpers/node-process.js'
 import { REDIS_URL, redisPrefix } from '../helpers/redis.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
-
-type Message = Record<string, unknown> & { op: string }
 
 // Two nodes, with another restart, and an outage of PostgreSQL.
 t.setTimeout(120_000)
@@ -27,20 +25,6 @@ function nodeEnv (databaseUrl = DATABASE_URL): Record<string, string> {
   }
 }
 
-async function connect (t: Test, node: { port: number }): Promise<TestClient> {
-  const client = await TestClient.connect(`ws://127.0.0.1:${node.port}/ws`)
-  t.teardown(() => { client.close() })
-  await client.op('welcome')
-  return client
-}
-
-async function messages (client: TestClient, room: string, count: number): Promise<Message[]> {
-  const got: Message[] = []
-  while (got.length < count) got.push(await client.waitFor(m => m.op === 'message' && m.room === room, 10_000))
-  return got
-}
-
-const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 
 t.test('publishers on two nodes at once: every reader gets one gapless sequence in order', async t => {
   const env = nodeEnv()

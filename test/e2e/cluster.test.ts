@@ -1,9 +1,7 @@
 import t from 'tap'
-import { TestClient } from '../helpers/app.js'
+import { connect, messages, range } from '../helpers/cluster.js'
 import { startNode } from '../helpers/node-process.js'
 import { REDIS_URL, redisPrefix } from '../helpers/redis.js'
-
-type Message = Record<string, unknown> & { op: string }
 
 const API_KEY = 'cluster-test-key'
 const PRESENCE_TTL_MS = 3000
@@ -24,12 +22,6 @@ const env = {
 const [a, b, c] = await Promise.all(['node-a', 'node-b', 'node-c'].map(id => startNode(t, { ...env, NODE_ID: id })))
 const nodes = { a: a!, b: b!, c: c! }
 
-async function connect (node: { port: number }): Promise<TestClient> {
-  const client = await TestClient.connect(`ws://127.0.0.1:${node.port}/ws`)
-  await client.op('welcome')
-  return client
-}
-
 async function api (node: { port: number }, path: string, init: RequestInit = {}): Promise<{ status: number, body: Record<string, unknown> }> {
   const response = await fetch(`http://127.0.0.1:${node.port}/api${path}`, {
     ...init,
@@ -38,17 +30,9 @@ async function api (node: { port: number }, path: string, init: RequestInit = {}
   return { status: response.status, body: await response.json() as Record<string, unknown> }
 }
 
-/** The next `count` messages of the room, as they arrive. */
-async function messages (client: TestClient, room: string, count: number, timeoutMs = 10_000): Promise<Message[]> {
-  const got: Message[] = []
-  while (got.length < count) got.push(await client.waitFor(m => m.op === 'message' && m.room === room, timeoutMs))
-  return got
-}
-
-const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 
 t.test('a publish on node A reaches members on B and C in seq order', async t => {
-  const [publisher, onB, onC] = await Promise.all([connect(nodes.a), connect(nodes.b), connect(nodes.c)])
+  const [publisher, onB, onC] = await Promise.all([connect(t, nodes.a), connect(t, nodes.b), connect(t, nodes.c)])
   t.teardown(() => { for (const client of [publisher, onB, onC]) client.close() })
   const joins = await Promise.all([publisher, onB, onC].map(client => client.request({ op: 'join', room: 'fanout' })))
   t.ok(joins.every(join => join.ok === true && join.epoch === joins[0]!.epoch), 'one stream, one epoch, whichever node is asked')
@@ -62,8 +46,8 @@ t.test('a publish on node A reaches members on B and C in seq order', async t =>
 })
 
 t.test('a reader cut off on B reconnects to C with since during a publish stream: every seq exactly once', async t => {
-  const publisher = await connect(nodes.a)
-  const reader = await connect(nodes.b)
+  const publisher = await connect(t, nodes.a)
+  const reader = await connect(t, nodes.b)
   t.teardown(() => { publisher.close() })
   const joined = await reader.request({ op: 'join', room: 'stream' })
   await publisher.request({ op: 'join', room: 'stream' })
@@ -82,7 +66,7 @@ t.test('a reader cut off on B reconnects to C with since during a publish stream
   reader.ws.terminate()
   await reader.closed
   const last = before.at(-1)!.seq as number
-  const again = await connect(nodes.c)
+  const again = await connect(t, nodes.c)
   t.teardown(() => { again.close() })
   const reply = await again.request({ op: 'join', room: 'stream', since: { seq: last, epoch: joined.epoch } })
   t.match(reply, { ok: true, recovered: true, epoch: joined.epoch })
@@ -94,7 +78,7 @@ t.test('a reader cut off on B reconnects to C with since during a publish stream
 })
 
 t.test('presence on any node lists the members of all three, and GET /api/nodes lists the nodes', async t => {
-  const clients = await Promise.all([connect(nodes.a), connect(nodes.b), connect(nodes.c)])
+  const clients = await Promise.all([connect(t, nodes.a), connect(t, nodes.b), connect(t, nodes.c)])
   t.teardown(() => { for (const client of clients) client.close() })
   const ids: string[] = []
   for (const client of clients) {
@@ -124,7 +108,7 @@ t.test('presence on any node lists the members of all three, and GET /api/nodes 
 })
 
 t.test('a broadcast through the HTTP API of one node reaches every node\'s clients', async t => {
-  const clients = await Promise.all([connect(nodes.a), connect(nodes.b), connect(nodes.c)])
+  const clients = await Promise.all([connect(t, nodes.a), connect(t, nodes.b), connect(t, nodes.c)])
   t.teardown(() => { for (const client of clients) client.close() })
   const sent = await api(nodes.a, '/broadcast', { method: 'POST', body: JSON.stringify({ data: { notice: 'all' }, priority: 'high' }) })
   t.equal(sent.status, 202)
@@ -134,9 +118,9 @@ t.test('a broadcast through the HTTP API of one node reaches every node\'s clien
 })
 
 t.test('a node killed with SIGKILL: its members leave presence within PRESENCE_TTL_MS, its clients recover elsewhere', async t => {
-  const watcher = await connect(nodes.a)
-  const publisher = await connect(nodes.b)
-  const victim = await connect(nodes.c)
+  const watcher = await connect(t, nodes.a)
+  const publisher = await connect(t, nodes.b)
+  const victim = await connect(t, nodes.c)
   t.teardown(() => { watcher.close(); publisher.close() })
   await watcher.request({ op: 'join', room: 'lobby', presence: true })
   await publisher.request({ op: 'join', room: 'lobby' })
@@ -157,7 +141,7 @@ t.test('a node killed with SIGKILL: its members leave presence within PRESENCE_T
   const page = await api(nodes.a, '/rooms/lobby/presence')
   t.notOk((page.body.members as { client: string }[]).some(m => m.client === victimId), 'no longer listed')
 
-  const back = await connect(nodes.a)
+  const back = await connect(t, nodes.a)
   t.teardown(() => { back.close() })
   const reply = await back.request({ op: 'join', room: 'lobby', since: { seq: seen.at(-1)!.seq, epoch: joined.epoch } })
   t.match(reply, { recovered: true, seq: 10 })

@@ -1,6 +1,6 @@
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib'
 import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from '../../metrics/histogram.js'
-import { decodeBrokerMessage, encodeBrokerPresence, encodeBrokerPublication } from '../broker-wire.js'
+import { encodeBrokerPresence, encodeBrokerPublication, receiveBrokerMessage } from '../broker-wire.js'
 import { EngineUnavailableError } from '../errors.js'
 import type { HeartbeatChannel } from '../heartbeat-nodes.js'
 import { Sequencer, UNORDERED_HOLD_MS } from '../sequencer.js'
@@ -237,19 +237,10 @@ export class AmqpBroker implements Broker {
       else if (kind === 'beat' || kind === 'hello') for (const handler of this.heartbeatHandlers) handler(kind, text)
       return
     }
-    const decoded = decodeBrokerMessage(message.fields.routingKey, text)
-    if ('presence' in decoded) {
-      this.handlers?.presence(decoded.presence)
-      return
-    }
-    this.lagSeconds.observe(Math.max(0, Date.now() - decoded.storedAt) / 1000)
-    this.sequencer.accept(decoded.publication)
+    receiveBrokerMessage(message.fields.routingKey, text, this.handlers, this.sequencer, this.lagSeconds)
   }
 
   private async checkPositions (): Promise<void> {
-    const rooms = Array.from(this.sequencer.tracked())
-    if (this.link === undefined || rooms.length === 0) return
-    const positions = await this.options.positions(rooms).catch(() => undefined)
-    positions?.forEach((position, i) => { this.sequencer.check(rooms[i] as string, position) })
+    if (this.link !== undefined) await this.sequencer.checkRooms(Array.from(this.sequencer.tracked()), this.options.positions)
   }
 }

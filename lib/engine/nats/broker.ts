@@ -1,6 +1,6 @@
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node'
 import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from '../../metrics/histogram.js'
-import { decodeBrokerMessage, encodeBrokerPresence, encodeBrokerPublication } from '../broker-wire.js'
+import { encodeBrokerPresence, encodeBrokerPublication, receiveBrokerMessage } from '../broker-wire.js'
 import { EngineUnavailableError } from '../errors.js'
 import type { HeartbeatChannel } from '../heartbeat-nodes.js'
 import { Sequencer, UNORDERED_HOLD_MS } from '../sequencer.js'
@@ -166,13 +166,7 @@ export class NatsBroker implements Broker {
 
   private receive (room: string, text: string): void {
     this.stats.messagesIn++
-    const decoded = decodeBrokerMessage(room, text)
-    if ('presence' in decoded) {
-      this.handlers?.presence(decoded.presence)
-      return
-    }
-    this.lagSeconds.observe(Math.max(0, Date.now() - decoded.storedAt) / 1000)
-    this.sequencer.accept(decoded.publication)
+    receiveBrokerMessage(room, text, this.handlers, this.sequencer, this.lagSeconds)
   }
 
   /** The client resubscribes by itself after a reconnect; what was sent meanwhile is repaired at once. */
@@ -189,9 +183,6 @@ export class NatsBroker implements Broker {
   }
 
   private async checkPositions (): Promise<void> {
-    const rooms = Array.from(this.sequencer.tracked())
-    if (!this.connected || rooms.length === 0) return
-    const positions = await this.options.positions(rooms).catch(() => undefined)
-    positions?.forEach((position, i) => { this.sequencer.check(rooms[i] as string, position) })
+    if (this.connected) await this.sequencer.checkRooms(Array.from(this.sequencer.tracked()), this.options.positions)
   }
 }

@@ -1,7 +1,7 @@
 import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from '../../metrics/histogram.js'
 import { Sequencer } from '../sequencer.js'
 import type { Broadcast, Broker, BrokerHandlers, HistoryPage, HistoryQuery, PresenceEvent, Publication, StreamPosition } from '../types.js'
-import { decodeBrokerMessage, encodeBrokerPresence, encodeBrokerPublication } from '../broker-wire.js'
+import { encodeBrokerPresence, encodeBrokerPublication, receiveBrokerMessage } from '../broker-wire.js'
 import { run, withTimeout, type Shard, type Shards } from './shards.js'
 
 export interface RedisBrokerOptions {
@@ -116,13 +116,7 @@ export class RedisBroker implements Broker {
       this.handlers?.broadcast(JSON.parse(message) as Broadcast)
       return
     }
-    const decoded = decodeBrokerMessage(channel.slice(this.channelPrefix.length), message)
-    if ('presence' in decoded) {
-      this.handlers?.presence(decoded.presence)
-      return
-    }
-    this.lagSeconds.observe(Math.max(0, Date.now() - decoded.storedAt) / 1000)
-    this.sequencer.accept(decoded.publication)
+    receiveBrokerMessage(channel.slice(this.channelPrefix.length), message, this.handlers, this.sequencer, this.lagSeconds)
   }
 
   /** After a reconnect: every room this node still has members in, then a check of what was missed. */
@@ -150,13 +144,6 @@ export class RedisBroker implements Broker {
   private async checkShard (shard: Shard): Promise<void> {
     if (this.closed || shard.command.status !== 'ready' || shard.subscriber.status !== 'ready') return
     const rooms = Array.from(this.sequencer.tracked()).filter(room => this.shards.of(room) === shard)
-    if (rooms.length === 0) return
-    let positions: StreamPosition[]
-    try {
-      positions = await this.options.positions(shard, rooms)
-    } catch {
-      return
-    }
-    rooms.forEach((room, i) => { this.sequencer.check(room, positions[i] as StreamPosition) })
+    await this.sequencer.checkRooms(rooms, async rooms => await this.options.positions(shard, rooms))
   }
 }
