@@ -4,6 +4,7 @@ import { SignJWT } from 'jose'
 import t, { type Test } from 'tap'
 import WebSocket from 'ws'
 import switchboard, { type SwitchboardOptions } from '../../app.js'
+import { assertIdle } from '../helpers/app.js'
 import { Switchboard, type WebSocketConstructor } from '../../lib/client/index.js'
 import { Priority } from '../../lib/protocol/priority.js'
 
@@ -16,6 +17,7 @@ async function start (t: Test, options: SwitchboardOptions = {}, port = 0): Prom
   await root.register(switchboard, registered)
   await root.listen({ host: '127.0.0.1', port })
   t.teardown(() => root.close())
+  t.teardown(() => assertIdle(app as FastifyInstance))
   return { root, app: app as FastifyInstance, url: `ws://127.0.0.1:${(root.server.address() as AddressInfo).port}/ws` }
 }
 
@@ -83,6 +85,8 @@ t.test('a server restart surfaces reset, and the room goes on from the new strea
   await second.app.hub.publish('r', 'after', { priority: Priority.normal })
   while (messages.length < 2) await new Promise(resolve => setTimeout(resolve, 5))
   t.same(messages, ['before', 'after'])
+  // The second server started after the client: its idle check would otherwise run before the client's teardown.
+  sb.disconnect()
 })
 
 t.test('with getToken, the client refreshes its token before exp and keeps its connection', async t => {

@@ -31,9 +31,30 @@ async function buildRoot (t: Test, options: SwitchboardOptions, hostWebsocket: b
   return { root, app }
 }
 
-/** Builds and listens on a free loopback port; returns the ws:// base URL. */
+/** What the app holds for connections: all of it must be gone once every client left. */
+export function liveState (app: FastifyInstance): Record<string, number> {
+  const { connections, rooms, memberships } = app.hub.stats()
+  return { connections, rooms, memberships, outboxes: app.outbox.live.size, presenceMembers: app.engine.presence.stats().members, queuedTasks: app.workerPool.queueLength }
+}
+
+/** Waits (2 s at most) for every live-state counter to reach zero; throws naming those that did not. */
+export async function assertIdle (app: FastifyInstance): Promise<void> {
+  const deadline = Date.now() + 2000
+  for (;;) {
+    const left = Object.entries(liveState(app)).filter(([, value]) => value !== 0)
+    if (left.length === 0) return
+    if (Date.now() > deadline) throw new Error(`live state left after every client closed: ${JSON.stringify(Object.fromEntries(left))}`)
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}
+
+/**
+ * Builds and listens on a free loopback port; returns the ws:// base URL. Once the test's own teardowns
+ * closed its clients (they run first), the app must hold nothing for them.
+ */
 export async function listenApp (t: Test, options: SwitchboardOptions = {}): Promise<{ app: FastifyInstance, url: string }> {
   const { root, app } = await buildRoot(t, options, false)
+  t.teardown(() => assertIdle(app))
   await root.listen({ host: '127.0.0.1', port: 0 })
   const { port } = root.server.address() as AddressInfo
   return { app, url: `ws://127.0.0.1:${port}` }
