@@ -1,0 +1,204 @@
+import { writeFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import WebSocket from 'ws'
+import { ServerProcess, metricSamples } from './server-process.js'
+
+const USAGE = `Usage: npm run soak -- [options]
+  --minutes=10        how long the churn runs (--seconds overrides it)
+  --seconds=N
+  --connections=10000 clients kept connected (1 % of them replaced every second)
+  --rooms=1000        rooms they join (2 each)
+  --rate=200          publishes per second, over all rooms
+  --out=FILE          the samples as JSON (default bench/results/soak.json)
+  --smoke             30 s, 500 connections, 50 rooms: what CI runs
+Fails if a reading client misses a message, if live state does not return to zero once every client
+left, or (runs of 3 minutes or more) if heap or RSS grows more than 10 % between minute 2 and the end.`
+
+const { values: flags } = parseArgs({
+  options: {
+    minutes: { type: 'string', default: '10' },
+    seconds: { type: 'string' },
+    connections: { type: 'string', default: '10000' },
+    rooms: { type: 'string', default: '1000' },
+    rate: { type: 'string', default: '200' },
+    out: { type: 'string', default: 'bench/results/soak.json' },
+    smoke: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false }
+  }
+})
+if (flags.help) {
+  console.log(USAGE)
+  process.exit(0)
+}
+const seconds = flags.smoke ? 30 : Number(flags.seconds ?? Number(flags.minutes) * 60)
+const connections = flags.smoke ? 500 : Number(flags.connections)
+const rooms = flags.smoke ? 50 : Number(flags.rooms)
+const rate = Number(flags.rate)
+
+type Kind = 'reader' | 'slow' | 'publisher'
+
+/** A soak client: joins two rooms, checks that every seq of them arrives (readers), or stops reading (slow). */
+class Client {
+  readonly ws: WebSocket
+  private readonly last = new Map<string, number>()
+  private nextRef = 1
+  joined = false
+
+  constructor (port: number, readonly kind: Kind, readonly roomsOf: string[], private readonly tally: Tally) {
+    this.ws = new WebSocket(`ws://127.0.0.1:${port}/ws`)
+    this.ws.on('error', () => {})
+    this.ws.on('message', (data: Buffer) => { this.receive(JSON.parse(data.toString()) as Record<string, unknown>) })
+    if (kind === 'slow') this.ws.once('open', () => { (this.ws as unknown as { _socket: { pause (): void } })._socket.pause() })
+  }
+
+  send (op: Record<string, unknown>): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ ...op, ref: this.nextRef++ }))
+  }
+
+  private receive (frame: Record<string, unknown>): void {
+    if (frame.op === 'welcome') {
+      for (const room of this.roomsOf) this.send({ op: 'join', room, presence: this.kind === 'reader' })
+      return
+    }
+    if (frame.op === 'reply' && typeof frame.room === 'string' && typeof frame.seq === 'number' && !this.last.has(frame.room)) {
+      this.last.set(frame.room, frame.seq)
+      this.joined = true
+      return
+    }
+    if (frame.op === 'error') this.tally.errors[frame.code as string] = (this.tally.errors[frame.code as string] ?? 0) + 1
+    if (frame.op !== 'message' || this.kind !== 'reader') return
+    this.tally.delivered++
+    const room = frame.room as string
+    const seq = frame.seq as number
+    const last = this.last.get(room)
+    // Messages that arrive before the join's reply were published before it: the reply's seq covers them.
+    if (last === undefined) return
+    if (seq > last + 1) this.tally.lost += seq - last - 1
+    if (seq > last) this.last.set(room, seq)
+  }
+}
+
+interface Tally { delivered: number, lost: number, errors: Record<string, number> }
+
+const tally: Tally = { delivered: 0, lost: 0, errors: {} }
+const server = await ServerProcess.start('switchboard', { cpu: undefined, nodeArgs: [], env: { DEMO: 'false', MAX_CONNECTIONS: '0', MAX_ROOMS_PER_CONNECTION: String(Math.max(64, rooms)) } })
+const samples: Record<string, number>[] = []
+let clients: Client[] = []
+let exitCode = 0
+try {
+  const roomName = (i: number): string => `soak-${i % rooms}`
+  const kindOf = (i: number): Kind => (i % 100 === 0 ? 'slow' : 'reader')
+  const open = (i: number): Client => new Client(server.port, kindOf(i), [roomName(i), roomName(i * 7 + 3)], tally)
+  let opened = 0
+  while (opened < connections) {
+    const batch = Array.from({ length: Math.min(200, connections - opened) }, () => open(opened++))
+    await Promise.all(batch.map(client => new Promise(resolve => { client.ws.once('open', resolve); client.ws.once('error', resolve) })))
+    clients.push(...batch)
+  }
+  const publisher = new Client(server.port, 'publisher', [], tally)
+  let publisherClosed: number | undefined
+  publisher.ws.on('close', (code: number) => { publisherClosed ??= code })
+  await new Promise(resolve => publisher.ws.once('open', resolve))
+  for (let r = 0; r < rooms; r++) publisher.send({ op: 'join', room: roomName(r) })
+
+  const started = Date.now()
+  const metric = (text: string, name: string): number => Object.values(metricSamples(text, name))[0] ?? 0
+  let published = 0
+  const publishTimer = setInterval(() => {
+    // A tenth of a second's worth at a time, spread over the rooms.
+    for (let i = 0; i < rate / 10; i++) publisher.send({ op: 'publish', room: roomName(published++), data: { n: published } })
+  }, 100)
+  while (Date.now() - started < seconds * 1000) {
+    const second = Date.now()
+    // 1 % churn: half close politely, half vanish without a close frame.
+    const churn = Math.max(1, Math.floor(clients.length / 100))
+    for (let c = 0; c < churn; c++) {
+      const index = Math.floor(Math.random() * clients.length)
+      const old = clients[index] as Client
+      if (c % 2 === 0) old.ws.close()
+      else old.ws.terminate()
+      clients[index] = open(opened++)
+    }
+    // Tasks, history and presence from random clients.
+    for (let k = 0; k < 10; k++) {
+      const client = clients[Math.floor(Math.random() * clients.length)] as Client
+      if (!client.joined) continue
+      const room = client.roomsOf[0] as string
+      client.send(k % 3 === 0 ? { op: 'task', name: 'echo', data: k } : k % 3 === 1 ? { op: 'history', room, limit: 10 } : { op: 'presence', room, limit: 10 })
+    }
+    const process = server.sample()
+    const text = await server.scrapeMetrics()
+    samples.push({
+      t: Math.round((Date.now() - started) / 1000),
+      rssMiB: +(process.rssBytes / 2 ** 20).toFixed(1),
+      heapMiB: +(metric(text, 'nodejs_heap_size_used_bytes') / 2 ** 20).toFixed(1),
+      lagP99Ms: +(metric(text, 'nodejs_eventloop_lag_p99_seconds') * 1000).toFixed(2),
+      handles: metric(text, 'nodejs_active_handles'),
+      connections: metric(text, 'ws_active_connections'),
+      rooms: metric(text, 'ws_rooms'),
+      queued: metric(text, 'ws_send_queue_length'),
+      delivered: tally.delivered,
+      lost: tally.lost
+    })
+    await new Promise(resolve => setTimeout(resolve, Math.max(0, 1000 - (Date.now() - second))))
+  }
+  clearInterval(publishTimer)
+  const publisherSurvived = publisherClosed === undefined
+
+  // Everyone leaves; the server must come back to nothing.
+  for (const client of [...clients, publisher]) client.ws.terminate()
+  clients = []
+  const deadline = Date.now() + 30_000
+  let live: Record<string, number> = {}
+  do {
+    await new Promise(resolve => setTimeout(resolve, 500))
+    const text = await server.scrapeMetrics()
+    live = { connections: metric(text, 'ws_active_connections'), rooms: metric(text, 'ws_rooms'), queued: metric(text, 'ws_send_queue_length'), presence: metric(text, 'ws_presence_members'), tasks: metric(text, 'ws_worker_queue_length') }
+  } while (Object.values(live).some(value => value !== 0) && Date.now() < deadline)
+
+  const at = (t: number): Record<string, number> => samples.find(sample => (sample.t as number) >= t) ?? (samples.at(-1) as Record<string, number>)
+  const end = samples.at(-1) as Record<string, number>
+  // Heap and RSS saw-tooth between collections: compare their floors (the lowest sample) over the minute
+  // after minute 2 and over the last minute, not two single samples.
+  const floor = (key: string, from: number, to: number): number => Math.min(...samples.filter(sample => (sample.t as number) >= from && (sample.t as number) < to).map(sample => sample[key] as number))
+  const growth = (key: string): number => (floor(key, seconds - 60, seconds + 1) - floor(key, 120, 180)) / floor(key, 120, 180)
+  const summary = {
+    seconds,
+    connections,
+    rooms,
+    publishesPerSec: rate,
+    published,
+    delivered: tally.delivered,
+    lostToReaders: tally.lost,
+    publisherSurvived,
+    errors: tally.errors,
+    rssStartMiB: samples[0]?.rssMiB,
+    rssMinute2MiB: at(120).rssMiB,
+    rssEndMiB: end.rssMiB,
+    heapMinute2MiB: at(120).heapMiB,
+    heapEndMiB: end.heapMiB,
+    heapFloorAfterMinute2MiB: seconds >= 180 ? floor('heapMiB', 120, 180) : undefined,
+    heapFloorLastMinuteMiB: seconds >= 180 ? floor('heapMiB', seconds - 60, seconds + 1) : undefined,
+    rssFloorAfterMinute2MiB: seconds >= 180 ? floor('rssMiB', 120, 180) : undefined,
+    rssFloorLastMinuteMiB: seconds >= 180 ? floor('rssMiB', seconds - 60, seconds + 1) : undefined,
+    liveAfterAllLeft: live
+  }
+  writeFileSync(flags.out, JSON.stringify({ summary, samples }, null, 1))
+  console.log(JSON.stringify(summary))
+  const failures: string[] = []
+  if (tally.lost > 0) failures.push(`${tally.lost} messages lost to reading clients`)
+  if (!publisherSurvived) failures.push(`the publisher was closed with ${publisherClosed} during the run`)
+  if (Object.values(live).some(value => value !== 0)) failures.push(`live state after every client left: ${JSON.stringify(live)}`)
+  if (seconds >= 180) {
+    if (growth('heapMiB') > 0.1) failures.push(`heap grew ${(growth('heapMiB') * 100).toFixed(1)} % after minute 2`)
+    if (growth('rssMiB') > 0.1) failures.push(`RSS grew ${(growth('rssMiB') * 100).toFixed(1)} % after minute 2`)
+  }
+  if (failures.length > 0) {
+    console.error(failures.join('\n'))
+    exitCode = 1
+  }
+} finally {
+  for (const client of clients) client.ws.terminate()
+  await server.stop()
+}
+process.exit(exitCode)
