@@ -1,6 +1,6 @@
-import { decodePayload, encodeRequest } from './redis/entry.js'
+import { decodePayload, encodeRequest } from './entry.js'
 import type { PlainHistogram } from '../metrics/histogram.js'
-import type { Sequencer } from './sequencer.js'
+import type { Sequencer, SequencerSink } from './sequencer.js'
 import type { BrokerHandlers, PresenceEvent, Publication } from './types.js'
 
 /**
@@ -43,4 +43,21 @@ export function receiveBrokerMessage (room: string, text: string, handlers: Brok
   }
   lagSeconds.observe(Math.max(0, Date.now() - decoded.storedAt) / 1000)
   sequencer.accept(decoded.publication)
+}
+
+/** A cluster broker's traffic, per connection (a Redis shard, the NATS or RabbitMQ server), exported at scrape time. */
+export class BrokerStats {
+  commands = 0
+  failures = 0
+  messagesIn = 0
+  reconnects = 0
+}
+
+/** The sequencer's output goes to the node's handlers, once the node has set them. */
+export function sinkTo (handlers: () => BrokerHandlers | undefined): SequencerSink {
+  return {
+    publication: publication => { handlers()?.publication(publication) },
+    epoch: (room, epoch) => { handlers()?.epoch(room, epoch) },
+    lost: (room, from, to) => { handlers()?.lost(room, from, to) }
+  }
 }

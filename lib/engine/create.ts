@@ -42,7 +42,7 @@ export interface EngineOptions extends MemoryHistoryOptions {
 }
 
 /** Why a combination cannot work, or undefined when it can. */
-export function invalidCombination ({ broker, history }: Pick<EngineOptions, 'broker' | 'history'>): string | undefined {
+function invalidCombination ({ broker, history }: Pick<EngineOptions, 'broker' | 'history'>): string | undefined {
   if (broker !== 'memory' && history === 'memory') {
     return `HISTORY=memory cannot be used with BROKER=${broker}: every node would number a room's messages on its own; set HISTORY=redis or HISTORY=postgres`
   }

@@ -1,14 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { type Message, connect, messages, range, readiness } from '../helpers/cluster.js'
-import { AMQP_URL, DATABASE_URL, TEST_SCHEMA, testExchange, withTestSchema } from '../helpers/engine.js'
+import { AMQP_URL, DATABASE_URL, TEST_SCHEMA, testExchange, cleanUpTestResources } from '../helpers/engine.js'
 import { startNode } from '../helpers/node-process.js'
 import { REDIS_URL, redisPrefix } from '../helpers/redis.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
 
 // The chat design's topology, three processes; then all of them restarted; then a RabbitMQ outage.
 t.setTimeout(120_000)
-withTestSchema(t)
+cleanUpTestResources(t)
 
 function seedEnv (amqpUrl = AMQP_URL): Record<string, string> {
   return {

@@ -1,12 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { type Message, connect, readiness } from '../helpers/cluster.js'
-import { DATABASE_URL, TEST_SCHEMA, withTestSchema } from '../helpers/engine.js'
+import { DATABASE_URL, TEST_SCHEMA, cleanUpTestResources } from '../helpers/engine.js'
 import { NatsServer } from '../helpers/nats-server.js'
 import { startNode } from '../helpers/node-process.js'
 
 t.setTimeout(120_000)
-withTestSchema(t)
+cleanUpTestResources(t)
 
 
 t.test('BROKER=nats HISTORY=postgres: two nodes as one, a NATS outage fails publishes clearly, and they resume', async t => {

@@ -1,13 +1,13 @@
 import t, { type Test } from 'tap'
 import { type Message, connect, messages, range } from '../helpers/cluster.js'
-import { DATABASE_URL, TEST_SCHEMA, withTestSchema } from '../helpers/engine.js'
+import { DATABASE_URL, TEST_SCHEMA, cleanUpTestResources } from '../helpers/engine.js'
 import { startNode } from '../helpers/node-process.js'
 import { REDIS_URL, redisPrefix } from '../helpers/redis.js'
 import { TcpProxy } from '../helpers/tcp-proxy.js'
 
 // Two nodes, with another restart, and an outage of PostgreSQL.
 t.setTimeout(120_000)
-withTestSchema(t)
+cleanUpTestResources(t)
 
 function nodeEnv (databaseUrl = DATABASE_URL): Record<string, string> {
   return {

@@ -37,7 +37,7 @@ export interface EngineParts {
 }
 
 /** An engine of the given parts over the shared services, under a key prefix of its own. */
-/** An exchange base name of its own, deleted with the file's schema (withTestSchema). */
+/** An exchange base name of its own, removed at the end of the file (cleanUpTestResources). */
 export function testExchange (): string {
   const base = `sbtest.${randomBytes(4).toString('hex')}`
   exchanges.add(base)
@@ -79,8 +79,8 @@ async function deleteTestExchanges (): Promise<void> {
   await connection.close()
 }
 
-/** Registers the removal of what the file's engines left in the shared services: its schema and exchanges. */
-export function withTestSchema (t: Test): void {
+/** Registers, for the end of the file, the removal of what its engines left in the shared services: its schema and exchanges. */
+export function cleanUpTestResources (t: Test): void {
   t.teardown(async () => {
     await dropTestSchema()
     await deleteTestExchanges()

@@ -1,6 +1,6 @@
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib'
 import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from '../../metrics/histogram.js'
-import { encodeBrokerPresence, encodeBrokerPublication, receiveBrokerMessage } from '../broker-wire.js'
+import { BrokerStats, encodeBrokerPresence, encodeBrokerPublication, receiveBrokerMessage, sinkTo } from '../broker-wire.js'
 import { EngineUnavailableError } from '../errors.js'
 import type { HeartbeatChannel } from '../heartbeat-nodes.js'
 import { Sequencer, UNORDERED_HOLD_MS } from '../sequencer.js'
@@ -25,14 +25,6 @@ export interface AmqpBrokerOptions {
 /** Messages the broker may push before this node acknowledges them (acks go out once per turn). */
 const PREFETCH = 1000
 
-/** RabbitMQ traffic in plain numbers, exported at scrape time. */
-export class AmqpStats {
-  commands = 0
-  failures = 0
-  messagesIn = 0
-  reconnects = 0
-}
-
 interface Link {
   readonly model: ChannelModel
   readonly publisher: ConfirmChannel
@@ -50,7 +42,7 @@ export class AmqpBroker implements Broker {
   private handlers: BrokerHandlers | undefined
   readonly sequencer: Sequencer
   readonly lagSeconds = new PlainHistogram(LATENCY_BUCKETS_SECONDS)
-  readonly stats = new AmqpStats()
+  readonly stats = new BrokerStats()
   private link: Link | undefined
   private readonly wanted = new Set<string>()
   private readonly heartbeatHandlers = new Set<(kind: 'beat' | 'hello', text: string) => void>()
@@ -60,11 +52,7 @@ export class AmqpBroker implements Broker {
   private reconnectDelayMs = 100
 
   private constructor (private readonly options: AmqpBrokerOptions) {
-    this.sequencer = new Sequencer({
-      publication: publication => { this.handlers?.publication(publication) },
-      epoch: (room, epoch) => { this.handlers?.epoch(room, epoch) },
-      lost: (room, from, to) => { this.handlers?.lost(room, from, to) }
-    }, options.read, UNORDERED_HOLD_MS)
+    this.sequencer = new Sequencer(sinkTo(() => this.handlers), options.read, UNORDERED_HOLD_MS)
     this.checker = setInterval(() => { void this.checkPositions() }, options.positionCheckMs)
     this.checker.unref()
   }

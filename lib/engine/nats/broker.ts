@@ -1,6 +1,6 @@
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node'
 import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from '../../metrics/histogram.js'
-import { encodeBrokerPresence, encodeBrokerPublication, receiveBrokerMessage } from '../broker-wire.js'
+import { BrokerStats, encodeBrokerPresence, encodeBrokerPublication, receiveBrokerMessage, sinkTo } from '../broker-wire.js'
 import { EngineUnavailableError } from '../errors.js'
 import type { HeartbeatChannel } from '../heartbeat-nodes.js'
 import { Sequencer, UNORDERED_HOLD_MS } from '../sequencer.js'
@@ -15,14 +15,6 @@ export interface NatsBrokerOptions {
   positions: (rooms: readonly string[]) => Promise<StreamPosition[]>
 }
 
-/** NATS traffic in plain numbers, exported at scrape time. */
-export class NatsStats {
-  commands = 0
-  failures = 0
-  messagesIn = 0
-  reconnects = 0
-}
-
 const decoder = new TextDecoder()
 
 /**
@@ -35,18 +27,14 @@ export class NatsBroker implements Broker {
   private handlers: BrokerHandlers | undefined
   readonly sequencer: Sequencer
   readonly lagSeconds = new PlainHistogram(LATENCY_BUCKETS_SECONDS)
-  readonly stats = new NatsStats()
+  readonly stats = new BrokerStats()
   private readonly subscriptions = new Map<string, Subscription>()
   private readonly wanted = new Set<string>()
   private connected = true
   private readonly checker: NodeJS.Timeout
 
   private constructor (private readonly connection: NatsConnection, private readonly options: NatsBrokerOptions) {
-    this.sequencer = new Sequencer({
-      publication: publication => { this.handlers?.publication(publication) },
-      epoch: (room, epoch) => { this.handlers?.epoch(room, epoch) },
-      lost: (room, from, to) => { this.handlers?.lost(room, from, to) }
-    }, options.read, UNORDERED_HOLD_MS)
+    this.sequencer = new Sequencer(sinkTo(() => this.handlers), options.read, UNORDERED_HOLD_MS)
     connection.subscribe(this.broadcastSubject, {
       callback: (error, message) => {
         if (error === null) this.handlers?.broadcast(JSON.parse(decoder.decode(message.data)) as Broadcast)

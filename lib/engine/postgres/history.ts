@@ -1,7 +1,6 @@
-import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { EngineUnavailableError } from '../errors.js'
-import { decodePayload, encodeRequest } from '../redis/entry.js'
+import { candidateEpoch, decodePayload, encodeRequest, limitsOf, type StreamLimits } from '../entry.js'
 import type {
   HistoryPage,
   HistoryQuery,
@@ -14,29 +13,19 @@ import type {
 } from '../types.js'
 import { migrate } from './migrations.js'
 
-export interface PostgresHistoryOptions {
+export interface PostgresHistoryOptions extends StreamLimits {
   databaseUrl: string
   /** The schema the tables live in (DATABASE_SCHEMA). */
   schema: string
   /** A query unanswered this long fails (the publish answers unavailable). */
   timeoutMs: number
-  size: number
-  ttlMs: number
   idempotencyTtlMs: number
-  limitsFor?: (room: string) => { size?: number | undefined, ttlMs?: number | undefined } | undefined
 }
 
 /** Most publishes in one append_batch call. */
 const BATCH_MAX = 1000
 
 const NOW_MS = '(extract(epoch FROM clock_timestamp()) * 1000)::bigint'
-
-const epochBase = randomBytes(6).toString('base64url')
-let epochCounter = 0
-/** Offered with every call, used only when the stream is created: random per process plus a counter. */
-function candidateEpoch (): string {
-  return epochBase + (epochCounter++).toString(36)
-}
 
 interface Pending {
   request: PublishRequest
@@ -99,7 +88,7 @@ export class PostgresHistory implements HistoryStore {
   }
 
   append (request: PublishRequest): Promise<{ publication: Publication, duplicate: boolean }> {
-    const { size, ttlMs } = this.limits(request.room)
+    const { size, ttlMs } = limitsOf(this.options, request.room)
     return new Promise((resolve, reject) => {
       this.queue.push({ request, size, ttlMs, resolve, reject })
       if (!this.scheduled && !this.flushing) {
@@ -110,14 +99,14 @@ export class PostgresHistory implements HistoryStore {
   }
 
   async position (room: string): Promise<StreamPosition> {
-    const { size, ttlMs } = this.limits(room)
+    const { size, ttlMs } = limitsOf(this.options, room)
     const { rows } = await this.query(`SELECT o_epoch, o_top FROM current_stream($1, $2, $3, $4, ${NOW_MS}, false)`, [room, candidateEpoch(), ttlMs, size])
     return positionOf(rows[0] as Row)
   }
 
   /** The positions of many rooms in one query (a cluster broker's position check). */
   async positions (rooms: readonly string[]): Promise<StreamPosition[]> {
-    const limits = rooms.map(room => this.limits(room))
+    const limits = rooms.map(room => limitsOf(this.options, room))
     const { rows } = await this.query(`
       SELECT s.o_epoch, s.o_top FROM unnest($1::text[], $2::bigint[], $3::int[]) WITH ORDINALITY AS r(room, ttl, keep, n),
         LATERAL current_stream(r.room, $4 || r.n, r.ttl, r.keep, ${NOW_MS}, false) s ORDER BY r.n`,
@@ -126,7 +115,7 @@ export class PostgresHistory implements HistoryStore {
   }
 
   async read (room: string, query: HistoryQuery): Promise<HistoryPage> {
-    const { size, ttlMs } = this.limits(room)
+    const { size, ttlMs } = limitsOf(this.options, room)
     const order = query.reverse === true ? 'DESC' : 'ASC'
     const { rows } = await this.query(`
       WITH s AS (SELECT o_epoch, o_top FROM current_stream($1, $2, $3, $5, ${NOW_MS}, false))
@@ -141,7 +130,7 @@ export class PostgresHistory implements HistoryStore {
   }
 
   async recover (room: string, since: StreamPosition, max: number): Promise<Recovery> {
-    const { size, ttlMs } = this.limits(room)
+    const { size, ttlMs } = limitsOf(this.options, room)
     const { rows } = await this.query(`
       WITH s AS (SELECT o_epoch, o_top FROM current_stream($1, $2, $3, $7, ${NOW_MS}, false))
       SELECT s.o_epoch, s.o_top, m.seq, m.payload FROM s LEFT JOIN LATERAL (
@@ -223,10 +212,6 @@ export class PostgresHistory implements HistoryStore {
     await this.query(`DELETE FROM publish_ids WHERE expires_at < ${NOW_MS}`, []).catch(() => {})
   }
 
-  private limits (room: string): { size: number, ttlMs: number } {
-    const limits = this.options.limitsFor?.(room)
-    return { size: limits?.size ?? this.options.size, ttlMs: limits?.ttlMs ?? this.options.ttlMs }
-  }
 }
 
 function positionOf (row: Row): StreamPosition {

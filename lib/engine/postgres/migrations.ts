@@ -21,7 +21,7 @@ const MIGRATIONS: readonly string[] = [
     room text NOT NULL,
     seq bigint NOT NULL,
     stored_at bigint NOT NULL,
-    -- The request's fields as the engines encode them (lib/engine/redis/entry.ts): header JSON, a
+    -- The request's fields as the engines encode them (lib/engine/entry.ts): header JSON, a
     -- newline, the data's JSON text. Stored as sent, never parsed by the database.
     payload text NOT NULL,
     PRIMARY KEY (room, seq)

@@ -1,7 +1,7 @@
 import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from '../../metrics/histogram.js'
 import { Sequencer } from '../sequencer.js'
 import type { Broadcast, Broker, BrokerHandlers, HistoryPage, HistoryQuery, PresenceEvent, Publication, StreamPosition } from '../types.js'
-import { encodeBrokerPresence, encodeBrokerPublication, receiveBrokerMessage } from '../broker-wire.js'
+import { encodeBrokerPresence, encodeBrokerPublication, receiveBrokerMessage, sinkTo } from '../broker-wire.js'
 import { run, withTimeout, type Shard, type Shards } from './shards.js'
 
 export interface RedisBrokerOptions {
@@ -35,11 +35,7 @@ export class RedisBroker implements Broker {
 
   constructor (private readonly shards: Shards, private readonly options: RedisBrokerOptions) {
     this.channelPrefix = shards.channel('')
-    this.sequencer = new Sequencer({
-      publication: publication => { this.handlers?.publication(publication) },
-      epoch: (room, epoch) => { this.handlers?.epoch(room, epoch) },
-      lost: (room, from, to) => { this.handlers?.lost(room, from, to) }
-    }, options.read, options.holdMs)
+    this.sequencer = new Sequencer(sinkTo(() => this.handlers), options.read, options.holdMs)
     for (const shard of shards.list) {
       shard.subscriber.on('message', (channel: string, message: string) => { this.receive(shard, channel, message) })
       let connectedBefore = false

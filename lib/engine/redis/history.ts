@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import type {
   HistoryPage,
   HistoryQuery,
@@ -11,26 +10,11 @@ import type {
   RecoveryFailure,
   StreamPosition
 } from '../types.js'
-import { decodeEntry, encodeRequest } from './entry.js'
+import { candidateEpoch, decodeEntry, encodeRequest, limitsOf, type StreamLimits } from '../entry.js'
 import { run, type ScriptCommands, type Shard, type Shards } from './shards.js'
 
-export interface RedisHistoryOptions {
-  /** Messages kept per room; 0 keeps none (seqs and ids still work). */
-  size: number
-  ttlMs: number
+export interface RedisHistoryOptions extends StreamLimits {
   idempotencyTtlMs: number
-  /** Per-room size and ttl (ROOMS_CONFIG namespaces). */
-  limitsFor?: (room: string) => { size?: number | undefined, ttlMs?: number | undefined } | undefined
-}
-
-/**
- * Offered with every call; the script uses it only when it creates the stream. Random per process plus
- * a counter: unique across nodes and lives without a random draw per publish.
- */
-const epochBase = randomBytes(6).toString('base64url')
-let epochCounter = 0
-function candidateEpoch (): string {
-  return epochBase + (epochCounter++).toString(36)
 }
 
 /**
@@ -54,7 +38,7 @@ export class RedisHistory implements HistoryStore {
   async appendAndPublish (request: PublishRequest, channel: string): Promise<PublishOutcome> {
     const { room } = request
     const shard = this.shards.of(room)
-    const { size, ttlMs } = this.limits(room)
+    const { size, ttlMs } = limitsOf(this.options, room)
     const hasId = request.id !== undefined
     const [epoch, seq, duplicate] = await run(shard, () => shard.command.sbAppend(
       this.shards.key(room, 's'), this.shards.key(room, 'h'), hasId ? this.shards.key(room, `i:${request.id as string}`) : this.shards.key(room, 's'),
@@ -66,14 +50,14 @@ export class RedisHistory implements HistoryStore {
   async position (room: string): Promise<StreamPosition> {
     const shard = this.shards.of(room)
     const [epoch, seq] = await run(shard, () => shard.command.sbPosition(
-      this.shards.key(room, 's'), this.shards.key(room, 'h'), candidateEpoch(), this.limits(room).ttlMs))
+      this.shards.key(room, 's'), this.shards.key(room, 'h'), candidateEpoch(), limitsOf(this.options, room).ttlMs))
     return { epoch, seq }
   }
 
   async read (room: string, query: HistoryQuery): Promise<HistoryPage> {
     const shard = this.shards.of(room)
     const [epoch, seq, entries] = await run(shard, () => shard.command.sbRead(
-      this.shards.key(room, 's'), this.shards.key(room, 'h'), candidateEpoch(), this.limits(room).ttlMs,
+      this.shards.key(room, 's'), this.shards.key(room, 'h'), candidateEpoch(), limitsOf(this.options, room).ttlMs,
       query.since ?? 0, query.limit, query.reverse === true ? '1' : '0'))
     const publications = entries.map(entry => decodeEntry(room, epoch, entry))
     if (query.reverse === true) publications.reverse()
@@ -83,7 +67,7 @@ export class RedisHistory implements HistoryStore {
   async recover (room: string, since: StreamPosition, max: number): Promise<Recovery> {
     const shard = this.shards.of(room)
     const [epoch, seq, failure, entries] = await run(shard, () => shard.command.sbRecover(
-      this.shards.key(room, 's'), this.shards.key(room, 'h'), candidateEpoch(), this.limits(room).ttlMs,
+      this.shards.key(room, 's'), this.shards.key(room, 'h'), candidateEpoch(), limitsOf(this.options, room).ttlMs,
       since.epoch, since.seq, max))
     const position = { epoch, seq }
     if (failure !== '') return { recovered: false, position, reason: failure as RecoveryFailure }
@@ -93,7 +77,7 @@ export class RedisHistory implements HistoryStore {
   /** The positions of many rooms of one shard in one pipeline (the broker's position check). */
   async positions (shard: Shard, rooms: readonly string[]): Promise<StreamPosition[]> {
     const pipeline = shard.command.pipeline() as unknown as ScriptCommands & { exec (): Promise<[Error | null, unknown][] | null> }
-    for (const room of rooms) pipeline.sbPosition(this.shards.key(room, 's'), this.shards.key(room, 'h'), candidateEpoch(), this.limits(room).ttlMs)
+    for (const room of rooms) pipeline.sbPosition(this.shards.key(room, 's'), this.shards.key(room, 'h'), candidateEpoch(), limitsOf(this.options, room).ttlMs)
     // exec() resolves even when commands failed: each result carries its own error.
     const results = await run(shard, async () => {
       const replies = await pipeline.exec()
@@ -114,8 +98,4 @@ export class RedisHistory implements HistoryStore {
 
   close (): void {}
 
-  private limits (room: string): { size: number, ttlMs: number } {
-    const limits = this.options.limitsFor?.(room)
-    return { size: limits?.size ?? this.options.size, ttlMs: limits?.ttlMs ?? this.options.ttlMs }
-  }
 }

@@ -135,6 +135,12 @@ local function removeExpired ()
   inSlices('ZREM', expiry, gone)
   return gone
 end
+-- Join order: Redis's microseconds, one past the latest member when the clock has not moved on.
+local function nextOrder ()
+  local last = redis.call('ZRANGE', order, -1, -1, 'WITHSCORES')
+  if last[2] and tonumber(last[2]) >= nowUs then return tonumber(last[2]) + 1 end
+  return nowUs
+end
 local function keepFor (ms)
   redis.call('PEXPIRE', order, ms)
   redis.call('PEXPIRE', members, ms)
@@ -150,10 +156,7 @@ if redis.call('ZSCORE', order, ARGV[1]) then
   redis.call('ZADD', expiry, now + ttl, ARGV[1])
   return 0
 end
-local last = redis.call('ZRANGE', order, -1, -1, 'WITHSCORES')
-local score = nowUs
-if last[2] and tonumber(last[2]) >= score then score = tonumber(last[2]) + 1 end
-redis.call('ZADD', order, score, ARGV[1])
+redis.call('ZADD', order, nextOrder(), ARGV[1])
 redis.call('HSET', members, ARGV[1], ARGV[2])
 redis.call('ZADD', expiry, now + ttl, ARGV[1])
 if ARGV[4] ~= '' then redis.call('HINCRBY', users, ARGV[4], 1) end
@@ -196,14 +199,10 @@ return {total, out, #page / 2 > limit and 1 or 0, redis.call('HLEN', users)}
 export const PRESENCE_REFRESH = PRESENCE_PRELUDE + `
 local ttl = tonumber(ARGV[1])
 local args = {}
-local last = redis.call('ZRANGE', order, -1, -1, 'WITHSCORES')
-local score = nowUs
-if last[2] and tonumber(last[2]) >= score then score = tonumber(last[2]) + 1 end
 for i = 3, #ARGV, 2 do
   local client = ARGV[i]
   if not redis.call('ZSCORE', order, client) then
-    redis.call('ZADD', order, score, client)
-    score = score + 1
+    redis.call('ZADD', order, nextOrder(), client)
     redis.call('HSET', members, client, ARGV[i + 1])
     local user = cjson.decode(ARGV[i + 1]).u
     if type(user) == 'string' then redis.call('HINCRBY', users, user, 1) end

@@ -1,4 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis'
+import { BrokerStats } from '../broker-wire.js'
 import { EngineUnavailableError } from '../errors.js'
 import { APPEND, POSITION, PRESENCE_JOIN, PRESENCE_LEAVE, PRESENCE_PAGE, PRESENCE_REFRESH, READ, RECOVER } from './scripts.js'
 
@@ -16,14 +17,6 @@ export interface ScriptCommands {
 
 export type CommandClient = Redis & ScriptCommands
 
-/** Traffic of one shard in plain numbers, exported at scrape time. */
-export class ShardStats {
-  commands = 0
-  failures = 0
-  messagesIn = 0
-  reconnects = 0
-}
-
 /** One Redis instance: a connection for commands and one for pub/sub, whatever the number of rooms. */
 export interface Shard {
   readonly index: number
@@ -31,7 +24,7 @@ export interface Shard {
   readonly name: string
   readonly command: CommandClient
   readonly subscriber: Redis
-  readonly stats: ShardStats
+  readonly stats: BrokerStats
 }
 
 export interface ShardOptions {
@@ -78,7 +71,7 @@ export function openShard (url: string, index: number, options: ShardOptions): S
   const command = new Redis(url, { ...connectionOptions(options), scripts: SCRIPTS, enableAutoPipelining: true }) as CommandClient
   // The subscriber never answers slowly on purpose; SUBSCRIBE waits for Redis to confirm it.
   const subscriber = new Redis(url, { ...connectionOptions(options), commandTimeout: undefined })
-  const stats = new ShardStats()
+  const stats = new BrokerStats()
   // ioredis emits 'error' for every failed reconnect attempt; the engine reports its state instead.
   command.on('error', () => {})
   subscriber.on('error', () => {})

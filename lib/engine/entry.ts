@@ -1,8 +1,9 @@
-import type { Priority } from '../../protocol/priority.js'
-import type { Publication, PublishRequest } from '../types.js'
+import { randomBytes } from 'node:crypto'
+import type { Priority } from '../protocol/priority.js'
+import type { Publication, PublishRequest } from './types.js'
 
 /**
- * A stored message in Redis: `seq|storedAt|header\ndata`, where the script adds seq and storedAt and
+ * A stored message outside this process (a Redis list, a PostgreSQL row, a broker's message): `seq|storedAt|header\ndata`, where the script adds seq and storedAt and
  * the header is the request's other fields as a JSON array. `data` is already JSON text, so it is
  * neither parsed nor encoded again on its way through Redis.
  */
@@ -37,4 +38,29 @@ export function decodePayload (room: string, epoch: string, seq: number, text: s
     seq,
     epoch
   }
+}
+
+const epochBase = randomBytes(6).toString('base64url')
+let epochCounter = 0
+
+/**
+ * The epoch offered with every call to a shared store, used only when the call creates the stream.
+ * Random per process plus a counter: unique across nodes, without a random draw per publish.
+ */
+export function candidateEpoch (): string {
+  return epochBase + (epochCounter++).toString(36)
+}
+
+export interface StreamLimits {
+  /** Messages kept per room; 0 keeps none (seqs and ids still work). */
+  size: number
+  ttlMs: number
+  /** Per-room size and ttl (ROOMS_CONFIG namespaces). */
+  limitsFor?: ((room: string) => { size?: number | undefined, ttlMs?: number | undefined } | undefined) | undefined
+}
+
+/** The room's history size and ttl: its namespace's where it has them, the defaults otherwise. */
+export function limitsOf (options: StreamLimits, room: string): { size: number, ttlMs: number } {
+  const limits = options.limitsFor?.(room)
+  return { size: limits?.size ?? options.size, ttlMs: limits?.ttlMs ?? options.ttlMs }
 }
