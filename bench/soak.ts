@@ -1,4 +1,5 @@
-import { writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { parseArgs } from 'node:util'
 import WebSocket from 'ws'
 import { ServerProcess, metricSamples } from './server-process.js'
@@ -11,8 +12,8 @@ const USAGE = `Usage: npm run soak -- [options]
   --rate=200          publishes per second, over all rooms
   --out=FILE          the samples as JSON (default bench/results/soak.json)
   --smoke             30 s, 500 connections, 50 rooms: what CI runs
-Fails if a reading client misses a message, if live state does not return to zero once every client
-left, or (runs of 3 minutes or more) if heap or RSS grows more than 10 % between minute 2 and the end.`
+Fails if a reading client misses a message, if live state (connections, rooms, outboxes, presence,
+tasks, idempotency records, timers) does not return to zero once every client left, or (runs of 3 minutes or more) if heap or RSS grows more than 10 % between minute 2 and the end.`
 
 const { values: flags } = parseArgs({
   options: {
@@ -81,7 +82,9 @@ class Client {
 interface Tally { delivered: number, lost: number, errors: Record<string, number> }
 
 const tally: Tally = { delivered: 0, lost: 0, errors: {} }
-const server = await ServerProcess.start('switchboard', { cpu: undefined, nodeArgs: [], env: { DEMO: 'false', MAX_CONNECTIONS: '0', MAX_ROOMS_PER_CONNECTION: String(Math.max(64, rooms)) } })
+// Idempotency records live for IDEMPOTENCY_TTL_MS after the last client left: short, so the check can wait for them.
+const IDEMPOTENCY_TTL_MS = 5000
+const server = await ServerProcess.start('switchboard', { cpu: undefined, nodeArgs: [], env: { DEMO: 'false', MAX_CONNECTIONS: '0', MAX_ROOMS_PER_CONNECTION: String(Math.max(64, rooms)), IDEMPOTENCY_TTL_MS: String(IDEMPOTENCY_TTL_MS) } })
 const samples: Record<string, number>[] = []
 let clients: Client[] = []
 let exitCode = 0
@@ -101,12 +104,19 @@ try {
   await new Promise(resolve => publisher.ws.once('open', resolve))
   for (let r = 0; r < rooms; r++) publisher.send({ op: 'join', room: roomName(r) })
 
+  const metric = (text: string, name: string, labels = ''): number => metricSamples(text, name)[labels] ?? 0
+  // Timers the server runs for itself (heartbeat sweep, history sweep, ...); those of connections come on top.
+  const timers = (text: string): number => metric(text, 'nodejs_active_resources', 'type=Timeout')
+  const ownTimers = timers(await server.scrapeMetrics())
   const started = Date.now()
-  const metric = (text: string, name: string): number => Object.values(metricSamples(text, name))[0] ?? 0
   let published = 0
   const publishTimer = setInterval(() => {
     // A tenth of a second's worth at a time, spread over the rooms.
-    for (let i = 0; i < rate / 10; i++) publisher.send({ op: 'publish', room: roomName(published++), data: { n: published } })
+    // Every fourth carries an id, so publish idempotency records come and go during the run.
+    for (let i = 0; i < rate / 10; i++) {
+      const n = published++
+      publisher.send({ op: 'publish', room: roomName(n), data: { n }, ...(n % 4 === 0 ? { id: `soak-${n}` } : {}) })
+    }
   }, 100)
   while (Date.now() - started < seconds * 1000) {
     const second = Date.now()
@@ -124,7 +134,7 @@ try {
       const client = clients[Math.floor(Math.random() * clients.length)] as Client
       if (!client.joined) continue
       const room = client.roomsOf[0] as string
-      client.send(k % 3 === 0 ? { op: 'task', name: 'echo', data: k } : k % 3 === 1 ? { op: 'history', room, limit: 10 } : { op: 'presence', room, limit: 10 })
+      client.send(k % 3 === 0 ? { op: 'task', name: 'echo', data: k, key: `soak-${second}-${k}` } : k % 3 === 1 ? { op: 'history', room, limit: 10 } : { op: 'presence', room, limit: 10 })
     }
     const process = server.sample()
     const text = await server.scrapeMetrics()
@@ -134,6 +144,8 @@ try {
       heapMiB: +(metric(text, 'nodejs_heap_size_used_bytes') / 2 ** 20).toFixed(1),
       lagP99Ms: +(metric(text, 'nodejs_eventloop_lag_p99_seconds') * 1000).toFixed(2),
       handles: metric(text, 'nodejs_active_handles'),
+      timers: timers(text),
+      idempotencyRecords: metric(text, 'ws_idempotency_records', 'kind=task') + metric(text, 'ws_idempotency_records', 'kind=publish'),
       connections: metric(text, 'ws_active_connections'),
       rooms: metric(text, 'ws_rooms'),
       queued: metric(text, 'ws_send_queue_length'),
@@ -148,12 +160,21 @@ try {
   // Everyone leaves; the server must come back to nothing.
   for (const client of [...clients, publisher]) client.ws.terminate()
   clients = []
-  const deadline = Date.now() + 30_000
+  const deadline = Date.now() + 30_000 + IDEMPOTENCY_TTL_MS
   let live: Record<string, number> = {}
   do {
     await new Promise(resolve => setTimeout(resolve, 500))
     const text = await server.scrapeMetrics()
-    live = { connections: metric(text, 'ws_active_connections'), rooms: metric(text, 'ws_rooms'), queued: metric(text, 'ws_send_queue_length'), presence: metric(text, 'ws_presence_members'), tasks: metric(text, 'ws_worker_queue_length') }
+    live = {
+      connections: metric(text, 'ws_active_connections'),
+      rooms: metric(text, 'ws_rooms'),
+      queued: metric(text, 'ws_send_queue_length'),
+      presence: metric(text, 'ws_presence_members'),
+      tasks: metric(text, 'ws_worker_queue_length'),
+      taskIdempotencyRecords: metric(text, 'ws_idempotency_records', 'kind=task'),
+      publishIdempotencyRecords: metric(text, 'ws_idempotency_records', 'kind=publish'),
+      connectionTimers: timers(text) - ownTimers
+    }
   } while (Object.values(live).some(value => value !== 0) && Date.now() < deadline)
 
   const at = (t: number): Record<string, number> => samples.find(sample => (sample.t as number) >= t) ?? (samples.at(-1) as Record<string, number>)
@@ -181,8 +202,13 @@ try {
     heapFloorLastMinuteMiB: seconds >= 180 ? floor('heapMiB', seconds - 60, seconds + 1) : undefined,
     rssFloorAfterMinute2MiB: seconds >= 180 ? floor('rssMiB', 120, 180) : undefined,
     rssFloorLastMinuteMiB: seconds >= 180 ? floor('rssMiB', seconds - 60, seconds + 1) : undefined,
+    // What the zero check below is checked against: the peaks during the run.
+    peakIdempotencyRecords: Math.max(...samples.map(sample => sample.idempotencyRecords as number)),
+    serverTimers: ownTimers,
+    peakTimers: Math.max(...samples.map(sample => sample.timers as number)),
     liveAfterAllLeft: live
   }
+  mkdirSync(dirname(flags.out), { recursive: true })
   writeFileSync(flags.out, JSON.stringify({ summary, samples }, null, 1))
   console.log(JSON.stringify(summary))
   const failures: string[] = []

@@ -94,6 +94,12 @@ export default fp<MetricsPluginOptions>(async function metrics (fastify, opts) {
   exporter.counter('ws_tasks_retried_total', 'Task attempts retried after a failure or timeout', () => tasks.retried)
   exporter.counter('ws_tasks_dead_lettered_total', 'Tasks that failed every attempt', () => tasks.deadLettered)
   exporter.gauge('ws_worker_queue_length', 'Tasks waiting for a worker', () => workerPool.queueLength)
+  // Publish ids kept elsewhere (Redis, PostgreSQL) are not counted by the node.
+  const countsPublishIds = history.idempotencyRecords !== undefined
+  exporter.labelledGauge('ws_idempotency_records', 'Task results and publish ids remembered for IDEMPOTENCY_TTL_MS, by kind', function * () {
+    yield [{ kind: 'task' }, workerPool.idempotencyRecords]
+    if (countsPublishIds) yield [{ kind: 'publish' }, engine.history.stats().idempotencyRecords ?? 0]
+  })
   exporter.gauge('ws_worker_utilization', 'Share of worker time spent running tasks (0-1)', () => workerPool.utilization)
   exporter.histogram('ws_task_duration_seconds', 'Task run time, by task name', () => Array.from(tasks.durationSeconds, ([name, histogram]) => [{ name }, histogram]))
   exporter.histogram('ws_task_wait_seconds', 'Time a task waited for a worker', () => [[{}, tasks.waitSeconds]])

@@ -67,6 +67,8 @@ export interface HistoryStats {
   messages?: number
   bytes?: number
   evictedStreams?: number
+  /** Publish ids remembered for IDEMPOTENCY_TTL_MS (stores that count them). */
+  idempotencyRecords?: number
 }
 
 /**

@@ -62,6 +62,10 @@ export class ScrapeExporter {
     this.add(name, help, 'counter', () => [{ labels: {}, value: read() }])
   }
 
+  labelledGauge (name: string, help: string, read: () => Iterable<[Labels, number]>): void {
+    this.add(name, help, 'gauge', () => Array.from(read(), ([labels, value]) => ({ labels, value })))
+  }
+
   labelledCounter (name: string, help: string, read: () => Iterable<[Labels, number]>): void {
     this.add(name, help, 'counter', () => Array.from(read(), ([labels, value]) => ({ labels, value })))
   }

@@ -194,6 +194,7 @@ export class PiscinaWorkerPool implements WorkerPool {
   private readonly inFlightKeys = new Map<string, Job>()
   /** Insertion order is expiry order (one TTL for all), so sweeping stops at the first live entry. */
   private readonly results = new Map<string, CachedResult>()
+  private readonly resultSweeper: NodeJS.Timeout | undefined
   private readonly deadLetterRing: DeadLetter[] = []
   private deadLetterNext = 0
   private readonly idleWaiters = new Set<() => void>()
@@ -221,10 +222,19 @@ export class PiscinaWorkerPool implements WorkerPool {
     this.pool.on('error', onError)
     // piscina announces a replacement worker before it counts it as ready.
     this.pool.on('workerCreate', () => queueMicrotask(() => this.pump()))
+    // Without it, expired results would wait for the next keyed task to be released.
+    if (config.idempotencyTtlMs > 0) {
+      this.resultSweeper = setInterval(() => { this.sweepResults(Date.now()) }, Math.min(config.idempotencyTtlMs, 10_000))
+      this.resultSweeper.unref()
+    }
   }
 
   get queueLength (): number {
     return this.queue.size
+  }
+
+  get idempotencyRecords (): number {
+    return this.results.size
   }
 
   get utilization (): number {
@@ -363,6 +373,8 @@ export class PiscinaWorkerPool implements WorkerPool {
   private async shutDown (): Promise<void> {
     this.draining = true
     this.closed = true
+    clearInterval(this.resultSweeper)
+    this.results.clear()
     this.abandonWaiting()
     // destroy rather than close: close waits up to closeTimeout for running tasks, and drain already gave them their time.
     await this.pool.destroy()

@@ -64,6 +64,8 @@ export interface WorkerPool {
   readonly queueLength: number
   /** Share of worker time spent running tasks, 0–1. */
   readonly utilization: number
+  /** Results remembered by key for IDEMPOTENCY_TTL_MS. */
+  readonly idempotencyRecords: number
   /** Whether a task of that name exists (built-ins plus the user's module). */
   has (name: string): boolean
   /** Resolves with the handler's result; rejects with a TaskError. */

@@ -40,10 +40,36 @@ export function listening (server: NodeProcess, timeoutMs = 20_000): Promise<num
   })
 }
 
-/** A listening server process, killed when the test ends. */
+/** The live-state gauges of a node process, as its /metrics reports them. */
+export async function processLiveState (port: number): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(2000) })).text()
+  const gauge = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN)
+  return {
+    connections: gauge('ws_active_connections'),
+    rooms: gauge('ws_rooms'),
+    queued: gauge('ws_send_queue_length'),
+    presenceMembers: gauge('ws_presence_members'),
+    queuedTasks: gauge('ws_worker_queue_length')
+  }
+}
+
+/**
+ * A listening server process, killed when the test ends. If it is still running then, it must hold
+ * nothing for the test's clients, which were closed before (teardowns run last registered first).
+ */
 export async function startNode (t: Test, env: Record<string, string>): Promise<NodeProcess & { port: number, url: string }> {
   const server = startProcess({ PORT: '0', LOG_LEVEL: 'info', ...env })
   t.teardown(() => { server.child.kill('SIGKILL') })
   const port = await listening(server)
+  t.teardown(async () => {
+    if (server.child.killed || server.child.exitCode !== null) return
+    const deadline = Date.now() + 5000
+    for (;;) {
+      const left = Object.entries(await processLiveState(port)).filter(([, value]) => value !== 0)
+      if (left.length === 0) return
+      if (Date.now() > deadline) throw new Error(`live state left on the node at ${port} after its clients closed: ${JSON.stringify(Object.fromEntries(left))}`)
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+  })
   return { ...server, port, url: `127.0.0.1:${port}` }
 }

@@ -53,6 +53,29 @@ t.test('/metrics exports the ws_* metrics, and they move with traffic', async t 
   t.match(after, /^process_cpu_user_seconds_total /m, 'default process metrics are on')
 })
 
+t.test('ws_idempotency_records counts keyed task results and publish ids, and falls to zero after IDEMPOTENCY_TTL_MS', async t => {
+  const app = await buildApp(t, { env: { IDEMPOTENCY_TTL_MS: '1000' } })
+  const client = await injectClient(app)
+  await client.request({ op: 'task', name: 'echo', data: 1, key: 'k1' })
+  await client.request({ op: 'join', room: 'ids' })
+  await client.request({ op: 'publish', room: 'ids', data: 1, id: 'p1' })
+  await client.request({ op: 'publish', room: 'ids', data: 2, id: 'p2' })
+  await client.request({ op: 'publish', room: 'ids', data: 3 })
+  const records = async (): Promise<[number, number]> => {
+    const text = (await app.inject('/metrics')).body
+    return [sample(text, 'ws_idempotency_records{kind="task"}'), sample(text, 'ws_idempotency_records{kind="publish"}')]
+  }
+  t.same(await records(), [1, 2], 'one keyed task result, two publish ids; a publish without id keeps none')
+  // Released by the sweeps, with no further traffic to trigger them.
+  const deadline = Date.now() + 3000
+  let now = await records()
+  while ((now[0] !== 0 || now[1] !== 0) && Date.now() < deadline) {
+    await new Promise(resolve => setTimeout(resolve, 50))
+    now = await records()
+  }
+  t.same(now, [0, 0])
+})
+
 t.test('two apps in one process keep separate registries', async t => {
   const one = await buildApp(t)
   const two = await buildApp(t)

@@ -90,11 +90,14 @@ export class MemoryHistory implements HistoryStore {
   private messages = 0
   private duplicates = 0
   private evictedStreams = 0
+  private idempotencyRecords = 0
+  /** Streams holding publish ids, so that the sweep expires ids without visiting every stream. */
+  private readonly streamsWithIds = new Set<Stream>()
   private readonly sweeper: NodeJS.Timeout
 
   constructor (private readonly options: MemoryHistoryOptions) {
     this.clock = options.clock ?? Date.now
-    this.sweeper = setInterval(() => { this.sweep() }, Math.min(options.ttlMs, 10_000))
+    this.sweeper = setInterval(() => { this.sweep() }, Math.min(options.ttlMs, options.idempotencyTtlMs || Infinity, 10_000))
     this.sweeper.unref()
   }
 
@@ -111,8 +114,12 @@ export class MemoryHistory implements HistoryStore {
     const publication = publicationOf(request, stream.top + 1, stream.epoch)
     stream.top = publication.seq
     if (request.id !== undefined) {
-      if (stream.ids === undefined) stream.ids = new Map()
+      if (stream.ids === undefined) {
+        stream.ids = new Map()
+        this.streamsWithIds.add(stream)
+      }
       stream.ids.set(request.id, { seq: publication.seq, expiresAt: now + this.options.idempotencyTtlMs })
+      this.idempotencyRecords++
       this.grow(stream, ID_OVERHEAD + request.id.length)
     }
     const capacity = stream.capacity
@@ -159,14 +166,16 @@ export class MemoryHistory implements HistoryStore {
   }
 
   stats (): Required<HistoryStats> {
-    return { streams: this.streams.size, messages: this.messages, bytes: this.bytes, duplicates: this.duplicates, evictedStreams: this.evictedStreams }
+    return { streams: this.streams.size, messages: this.messages, bytes: this.bytes, duplicates: this.duplicates, evictedStreams: this.evictedStreams, idempotencyRecords: this.idempotencyRecords }
   }
 
   close (): void {
     clearInterval(this.sweeper)
     this.streams.clear()
+    this.streamsWithIds.clear()
     this.bytes = 0
     this.messages = 0
+    this.idempotencyRecords = 0
   }
 
   private at (stream: Stream, seq: number): Publication {
@@ -205,15 +214,24 @@ export class MemoryHistory implements HistoryStore {
   }
 
   private seenId (stream: Stream, id: string, now: number): number | undefined {
+    this.expireIds(stream, now)
+    return stream.ids?.get(id)?.seq
+  }
+
+  private expireIds (stream: Stream, now: number): void {
     const ids = stream.ids
-    if (ids === undefined) return undefined
+    if (ids === undefined) return
     // Ids were added in time order, so the expired ones are at the front.
     for (const [oldId, entry] of ids) {
       if (entry.expiresAt > now) break
       ids.delete(oldId)
+      this.idempotencyRecords--
       this.grow(stream, -(ID_OVERHEAD + oldId.length))
     }
-    return ids.get(id)?.seq
+    if (ids.size === 0) {
+      stream.ids = undefined
+      this.streamsWithIds.delete(stream)
+    }
   }
 
   private dropOldest (stream: Stream): void {
@@ -247,6 +265,10 @@ export class MemoryHistory implements HistoryStore {
     this.streams.delete(stream.room)
     this.bytes -= stream.bytes
     this.messages -= stream.top - stream.first + 1
+    if (stream.ids !== undefined) {
+      this.idempotencyRecords -= stream.ids.size
+      this.streamsWithIds.delete(stream)
+    }
   }
 
   private sweep (): void {
@@ -257,5 +279,6 @@ export class MemoryHistory implements HistoryStore {
       if (now - stream.touchedAt <= stream.ttlMs) break
       this.remove(stream)
     }
+    for (const stream of this.streamsWithIds) this.expireIds(stream, now)
   }
 }
