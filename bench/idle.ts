@@ -7,12 +7,15 @@ import { latencyHistogram, mib, round, startWindow, summarize, type LatencySumma
 export interface IdleWorkload {
   connections: number
   connectConcurrency: number
+  /** Each connection joins one of this many rooms once connected (0: none), the shape most users have. */
+  rooms: number
   /** Longest wait for the server's RSS to stop moving, before and after connecting. */
   settleMaxMs: number
 }
 
 export interface IdleResult {
   connections: number
+  rooms: number
   connectMs: number
   connectLatencyMs: LatencySummary
   rssBeforeMiB: number
@@ -51,15 +54,20 @@ async function settledRss (pid: number, maxMs: number): Promise<{ rss: number, s
  */
 export async function runIdle (target: Target, workload: IdleWorkload): Promise<IdleResult> {
   const ignore = (): void => {}
-  const open = (): Promise<BenchPeer> => BenchPeer.connect(target.dialect, target.host, target.port, ignore)
-  const warm = await connectAll(20, 20, open, latencyHistogram())
+  const open = async (room: string): Promise<BenchPeer> => {
+    const peer = await BenchPeer.connect(target.dialect, target.host, target.port, ignore)
+    if (workload.rooms > 0) await peer.join(room)
+    return peer
+  }
+  // The warm-up joins (and leaves, by closing) rooms of its own, so the measured joins still create theirs.
+  const warm = await connectAll(20, 20, index => open(`warm-${index}`), latencyHistogram())
   for (const peer of warm) peer.destroy()
   const before = await settledRss(target.pid, workload.settleMaxMs)
 
   const histogram = latencyHistogram()
   const stopWindow = startWindow(target.pid)
   const started = performance.now()
-  const peers = await connectAll(workload.connections, workload.connectConcurrency, open, histogram)
+  const peers = await connectAll(workload.connections, workload.connectConcurrency, index => open(`idle-${index % workload.rooms}`), histogram)
   const connectMs = round(performance.now() - started)
   const usage = stopWindow()
   let closedByServer = 0
@@ -71,6 +79,7 @@ export async function runIdle (target: Target, workload: IdleWorkload): Promise<
   for (const peer of peers) peer.destroy()
   return {
     connections: workload.connections,
+    rooms: workload.rooms,
     connectMs,
     connectLatencyMs: summarize(histogram),
     rssBeforeMiB: mib(before.rss),

@@ -3,10 +3,10 @@ import type { DeliveryWorkload, PhaseSpec } from './loadgen.js'
 import type { ServerName } from './server-process.js'
 import type { TaskWorkload } from './tasks.js'
 
-export const WORKLOAD_NAMES = ['fanout', 'saturation', 'latency', 'idle', 'overload', 'tasks', 'deflate'] as const
+export const WORKLOAD_NAMES = ['fanout', 'saturation', 'latency', 'idle', 'idle-rooms', 'overload', 'tasks', 'deflate'] as const
 export type WorkloadName = (typeof WORKLOAD_NAMES)[number]
 /** The issue's workloads, which a run without --workload measures. */
-export const DEFAULT_WORKLOADS: WorkloadName[] = ['fanout', 'saturation', 'latency', 'idle', 'overload', 'tasks']
+export const DEFAULT_WORKLOADS: WorkloadName[] = ['fanout', 'saturation', 'latency', 'idle', 'idle-rooms', 'overload', 'tasks']
 
 export type Workload =
   /** `servers`: what the workload compares, instead of the servers the run was given. */
@@ -105,7 +105,9 @@ export function buildWorkload (name: WorkloadName, sizing: Sizing): Workload {
         }
       }
     case 'idle':
-      return { kind: 'idle', spec: { connections: smoke ? 100 : 5000, connectConcurrency, settleMaxMs: smoke ? 1000 : 8000 } }
+    case 'idle-rooms':
+      // idle-rooms: each connection joined to one of 100 rooms, as a second load generator measured.
+      return { kind: 'idle', spec: { connections: smoke ? 100 : 5000, rooms: name === 'idle' ? 0 : 100, connectConcurrency, settleMaxMs: smoke ? 1000 : 8000 } }
     case 'tasks':
       return { kind: 'tasks', spec: { durationMs: sizing.durationMs / 2, warmupMs: sizing.warmupMs, payloadBytes } }
   }
