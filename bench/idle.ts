@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { connectAll, type Target } from './loadgen.js'
-import { BenchPeer } from './peer.js'
+import { BenchPeer, type ClientKind } from './peer.js'
 import { sampleProcess } from './server-process.js'
 import { latencyHistogram, mib, round, startWindow, summarize, type LatencySummary, type WindowUsage } from './stats.js'
 
@@ -9,6 +9,7 @@ export interface IdleWorkload {
   connectConcurrency: number
   /** Each connection joins one of this many rooms once connected (0: none), the shape most users have. */
   rooms: number
+  client: ClientKind
   /** Longest wait for the server's RSS to stop moving, before and after connecting. */
   settleMaxMs: number
 }
@@ -55,7 +56,7 @@ async function settledRss (pid: number, maxMs: number): Promise<{ rss: number, s
 export async function runIdle (target: Target, workload: IdleWorkload): Promise<IdleResult> {
   const ignore = (): void => {}
   const open = async (room: string): Promise<BenchPeer> => {
-    const peer = await BenchPeer.connect(target.dialect, target.host, target.port, ignore)
+    const peer = await BenchPeer.connect(target.dialect, target.host, target.port, ignore, workload.client)
     if (workload.rooms > 0) await peer.join(room)
     return peer
   }

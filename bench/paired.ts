@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util'
 import { runDeliveries } from './loadgen.js'
+import { CLIENT_KINDS, type ClientKind } from './peer.js'
 import { SERVER_NAMES, ServerProcess, TASKSET, applyPrevFlag, pinSelf, type ServerName } from './server-process.js'
 import { WORKLOAD_NAMES, buildWorkload, type WorkloadName } from './workloads.js'
 
@@ -10,6 +11,7 @@ import { WORKLOAD_NAMES, buildWorkload, type WorkloadName } from './workloads.js
  * for light workloads (latency, overload), where the two together stay well below one core.
  *
  *   node --import=tsx bench/paired.ts --servers=switchboard,ws --workload=latency --repeats=6
+ *   node --import=tsx bench/paired.ts --servers=switchboard,ws --client=ws   # receivers on the ws package's client
  *   node --import=tsx bench/paired.ts --servers=switchboard,switchboard-prev --prev=HEAD~1   # against a revision
  *
  * --smoke runs the workload at its smoke size once, for CI; any run exits 1 when a reader lost a message
@@ -23,6 +25,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '4' },
     warmup: { type: 'string', default: '3' },
     smoke: { type: 'boolean', default: false },
+    client: { type: 'string', default: 'lean' },
     prev: { type: 'string' }
   }
 })
@@ -41,7 +44,12 @@ if (!(duration > 0) || !(warmup >= 0)) {
   console.error('--duration takes a positive number of seconds, --warmup zero or more')
   process.exit(2)
 }
-const sizing = smoke ? { smoke, warmupMs: 200, durationMs: 600 } : { smoke, warmupMs: warmup * 1000, durationMs: duration * 1000 }
+const client = values.client as ClientKind
+if (!CLIENT_KINDS.includes(client)) {
+  console.error(`--client takes one of ${CLIENT_KINDS.join(', ')}`)
+  process.exit(2)
+}
+const sizing = smoke ? { smoke, warmupMs: 200, durationMs: 600, client } : { smoke, warmupMs: warmup * 1000, durationMs: duration * 1000, client }
 const workload = WORKLOAD_NAMES.includes(workloadName) ? buildWorkload(workloadName, sizing) : undefined
 if (workload?.kind !== 'deliveries') {
   console.error('--workload takes a delivery workload: fanout, saturation, latency or overload')

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net'
 import { LeanWebSocket, type TextHandler } from './client.js'
-import { DeflateWebSocket } from './ws-client.js'
+import { PackageWebSocket } from './ws-client.js'
 
 /**
  * The two wire dialects the load generator speaks: Switchboard's protocol v1 (which the bare ws and
@@ -13,8 +13,9 @@ export type DeliverySink = (priority: number, publisher: number, n: number, sent
 
 export const PRIORITY_NAMES = ['critical', 'high', 'normal', 'low'] as const
 
-/** 'lean': bench/client.ts, no extensions; 'ws-deflate': the ws package's client, offering permessage-deflate. */
-export type ClientKind = 'lean' | 'ws-deflate'
+/** 'lean': bench/client.ts, no extensions; 'ws': the ws package's client with its defaults (it offers permessage-deflate), what users run. */
+export const CLIENT_KINDS = ['lean', 'ws'] as const
+export type ClientKind = (typeof CLIENT_KINDS)[number]
 
 /** What a peer uses of its WebSocket client, whichever it is. */
 interface TextSocket {
@@ -27,7 +28,7 @@ interface TextSocket {
 
 const OPENERS: Record<ClientKind, (host: string, port: number, path: string, handlerFor: (socket: TextSocket) => TextHandler) => Promise<TextSocket>> = {
   lean: LeanWebSocket.open,
-  'ws-deflate': DeflateWebSocket.open
+  ws: PackageWebSocket.open
 }
 
 /** 'padded': the id and a run of x, which deflate shrinks to nothing; 'records': the id and user records, which compress like real data. */

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util'
 import { runIdle, type IdleResult } from './idle.js'
 import { runDeliveries, type DeliveryResult, type Target } from './loadgen.js'
 import { DEFAULT_SERVERS, ROOT, SERVER_NAMES, ServerProcess, TASKSET, applyPrevFlag, metricSamples, openFileLimit, pinSelf, type ServerName } from './server-process.js'
+import { CLIENT_KINDS, type ClientKind } from './peer.js'
 import { LOADGEN_BOTTLENECK_PCT, median, round, type LatencySummary, type WindowUsage } from './stats.js'
 import { measureSweep, type SweepResult } from './sweep.js'
 import { TASK_NAMES, runTasksDirect, runTasksOverWebSocket, runTcpEcho, type TaskResult } from './tasks.js'
@@ -20,6 +21,8 @@ const USAGE = `Usage: npm run bench -- [options]
   --repeats=3        runs per (workload, server), interleaved across servers; medians are reported
   --duration=5       measured seconds per workload phase
   --warmup=3         seconds of the same traffic before each measured phase (JIT, heap growth)
+  --client=lean      the load generator's WebSocket client: lean (bench/client.ts) or ws (the ws
+                     package with its defaults, as users run it); deflate always uses ws
   --smoke            every workload at tiny sizes for a few seconds, unpinned; fails on any loss
   --profile=DIR      run each server under --cpu-prof, writing profiles to DIR/<server>`
 
@@ -33,6 +36,7 @@ const { values: flags } = parseArgs({
     smoke: { type: 'boolean', default: false },
     profile: { type: 'string' },
     prev: { type: 'string' },
+    client: { type: 'string', default: 'lean' },
     help: { type: 'boolean', default: false }
   }
 })
@@ -70,7 +74,12 @@ applyPrevFlag(flags.prev, serverNames)
 const repeats = Math.round(numberFlag(flags.repeats, smoke ? 1 : 3, 'repeats'))
 const durationMs = numberFlag(flags.duration, smoke ? 0.6 : 5, 'duration') * 1000
 const warmupMs = numberFlag(flags.warmup, smoke ? 0.2 : 3, 'warmup') * 1000
-const sizing = { smoke, warmupMs, durationMs }
+const client = listFlag(flags.client, CLIENT_KINDS, ['lean'], 'client')
+if (client.length !== 1) {
+  console.error(`--client takes one of ${CLIENT_KINDS.join(', ')}`)
+  process.exit(2)
+}
+const sizing = { smoke, warmupMs, durationMs, client: client[0] as ClientKind }
 const workloads = new Map(workloadNames.map(name => [name, buildWorkload(name, sizing)]))
 
 // Every connection is a file descriptor in this process and in the server, which inherits our limit.
@@ -103,7 +112,8 @@ function contendersFor (workload: Workload): Contender[] {
   if (workload.kind !== 'tasks') return serverNames
   // The protocol v1 servers run tasks (the baselines hand them straight to piscina). Two floors: piscina
   // called from this process with no network in between, and a TCP echo with no worker in between.
-  return [...serverNames.filter(name => name !== 'socketio'), 'piscina', 'tcp-echo']
+  // Socket.IO and Bun have no piscina pool of their own here.
+  return [...serverNames.filter(name => name !== 'socketio' && name !== 'bun'), 'piscina', 'tcp-echo']
 }
 
 const pickLatency = ({ p50, p90, p99, max }: LatencySummary): Omit<LatencySummary, 'count'> => ({ p50, p90, p99, max })
@@ -138,7 +148,9 @@ function deliveryLine (name: WorkloadName, result: DeliveryResult): Record<strin
     misrouted: result.misrouted,
     wireBytesPerDelivery: main.wireBytesPerDelivery,
     connectMs: result.connectMs,
-    ...usageFields(main.usage)
+    ...usageFields(main.usage),
+    // Server CPU per delivery: comparable between servers that delivered different rates.
+    serverCpuUsPerDelivery: main.usage === undefined || main.deliveriesPerSec === 0 ? undefined : round(main.usage.serverCpuPct * 1e4 / main.deliveriesPerSec, 3)
   }
   if (name === 'overload') {
     const unloaded = result.phases[0]
@@ -271,7 +283,7 @@ const col = (label: string, path: string): Column => [label, line => at(line, pa
 const DELIVERY_COLUMNS: Column[] = [
   col('deliveries/s', 'deliveriesPerSec'), col('p50 ms', 'latencyMs.p50'), col('p90 ms', 'latencyMs.p90'),
   col('p99 ms', 'latencyMs.p99'), col('max ms', 'latencyMs.max'), col('lost', 'lost'), col('undeliv.', 'undelivered'), col('dups', 'duplicates'),
-  col('connect ms', 'connectMs'), col('srv CPU%', 'serverCpuPct'), col('srv RSS MiB', 'serverRssMiB'), col('lg CPU%', 'loadgenCpuPct')
+  col('connect ms', 'connectMs'), col('srv CPU%', 'serverCpuPct'), col('srv µs/deliv', 'serverCpuUsPerDelivery'), col('srv RSS MiB', 'serverRssMiB'), col('lg CPU%', 'loadgenCpuPct')
 ]
 const IDLE_COLUMNS = [
   col('connections', 'connections'), col('connect ms', 'connectMs'), col('RSS before MiB', 'rssBeforeMiB'),
@@ -368,6 +380,19 @@ function checkTargets (medians: Medians): TargetCheck[] {
     const sio = value('saturation', 'socketio', 'deliveries/s')
     add('saturation: deliveries/s ≥ 3× bare ws', `${ratio(sb, ws)} (${formatNumber(sb)} vs ${formatNumber(ws)})`, sb >= 3 * ws, [sb, ws])
     add('saturation: deliveries/s ≥ 4× Socket.IO', `${ratio(sb, sio)} (${formatNumber(sb)} vs ${formatNumber(sio)})`, sb >= 4 * sio, [sb, sio])
+  }
+  // Against Bun's native pub/sub: server CPU per delivery (Bun delivers more per core than the load
+  // generator can read, so rates alone would compare the load generator).
+  for (const [name, limit] of [['saturation', 1.5], ['fanout', 1.2]] as const) {
+    if (!workloads.has(name)) continue
+    const sb = value(name, 'switchboard', 'srv µs/deliv')
+    const bun = value(name, 'bun', 'srv µs/deliv')
+    add(`${name}: server CPU per delivery within ${limit}× of Bun`, `${formatNumber(sb)} µs vs ${formatNumber(bun)} µs (${ratio(sb, bun)})`, sb <= limit * bun, [sb, bun])
+  }
+  if (workloads.has('latency')) {
+    const sb = value('latency', 'switchboard', 'p50 ms')
+    const bun = value('latency', 'bun', 'p50 ms')
+    add('latency: p50 within 1.3× of Bun', `${formatNumber(sb)} ms vs ${formatNumber(bun)} ms (${ratio(sb, bun)})`, sb <= 1.3 * bun, [sb, bun])
   }
   if (workloads.has('fanout')) {
     const rate = value('fanout', 'switchboard', 'deliveries/s')

@@ -9,10 +9,10 @@ import type { Dialect } from './peer.js'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
-export const SERVER_NAMES = ['switchboard', 'ws', 'fastify', 'socketio', 'switchboard-deflate', 'switchboard-auth', 'switchboard-prev'] as const
+export const SERVER_NAMES = ['switchboard', 'ws', 'fastify', 'socketio', 'bun', 'switchboard-deflate', 'switchboard-auth', 'switchboard-prev'] as const
 export type ServerName = (typeof SERVER_NAMES)[number]
-/** What a run compares unless told otherwise: Switchboard and the three baselines. */
-export const DEFAULT_SERVERS: ServerName[] = ['switchboard', 'ws', 'fastify', 'socketio']
+/** What a run compares unless told otherwise: Switchboard and the four baselines. */
+export const DEFAULT_SERVERS: ServerName[] = ['switchboard', 'ws', 'fastify', 'socketio', 'bun']
 
 interface ServerDefinition {
   entry: string
@@ -20,7 +20,12 @@ interface ServerDefinition {
   env: Record<string, string>
   /** The tree that holds `entry` and that the server runs in; this repository unless given. */
   root?: () => string
+  /** Bun runs `entry` itself (TypeScript included); Node runs it with --import=tsx. */
+  runtime?: 'bun'
 }
+
+/** The Bun binary of the npm package @oven/bun-linux-x64 (a dev dependency used by the bench only). */
+const BUN = join(ROOT, 'node_modules', '@oven', 'bun-linux-x64', 'bin', 'bun')
 
 // Publishers send thousands of ops per second; the defaults would rate-limit them.
 const SWITCHBOARD_ENV = { LOG_LEVEL: 'warn', WORKERS: '1', RATE_LIMIT_PER_SEC: '1000000', RATE_LIMIT_BURST: '1000000', PER_MESSAGE_DEFLATE: 'false' }
@@ -30,6 +35,7 @@ const SERVERS: Record<ServerName, ServerDefinition> = {
   ws: { entry: 'bench/baselines/ws-server.ts', dialect: 'v1', env: {} },
   fastify: { entry: 'bench/baselines/fastify-server.ts', dialect: 'v1', env: {} },
   socketio: { entry: 'bench/baselines/socketio-server.ts', dialect: 'socketio', env: {} },
+  bun: { entry: 'bench/baselines/bun-server.ts', dialect: 'v1', env: {}, runtime: 'bun' },
   // The same code with compression offered: it only changes anything for clients that offer it too.
   'switchboard-deflate': { entry: 'server.ts', dialect: 'v1', env: { ...SWITCHBOARD_ENV, PER_MESSAGE_DEFLATE: 'true' } },
   // Permissions on: a JWT key (the bench connects anonymously, as ALLOW_ANONYMOUS lets it) and a
@@ -248,11 +254,14 @@ export class ServerProcess {
     const definition = SERVERS[name]
     const root = definition.root?.() ?? ROOT
     const port = await freePort()
-    const node = [...options.nodeArgs, '--import=tsx', definition.entry]
-    // taskset execs node, so the child's pid is the server's.
+    // Node flags (--cpu-prof) do not apply to Bun.
+    const [runtime, runtimeArgs] = definition.runtime === 'bun'
+      ? [BUN, [definition.entry]]
+      : [process.execPath, [...options.nodeArgs, '--import=tsx', definition.entry]]
+    // taskset execs the runtime, so the child's pid is the server's.
     const [command, args] = options.cpu === undefined
-      ? [process.execPath, node]
-      : ['taskset', ['-c', String(options.cpu), process.execPath, ...node]]
+      ? [runtime, runtimeArgs]
+      : ['taskset', ['-c', String(options.cpu), runtime, ...runtimeArgs]]
     const child = spawn(command, args, {
       cwd: root,
       env: { ...process.env, ...definition.env, ...options.env, PORT: String(port), HOST: '127.0.0.1' },

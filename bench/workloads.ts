@@ -1,5 +1,6 @@
 import type { IdleWorkload } from './idle.js'
 import type { DeliveryWorkload, PhaseSpec } from './loadgen.js'
+import type { ClientKind } from './peer.js'
 import type { ServerName } from './server-process.js'
 import type { TaskWorkload } from './tasks.js'
 
@@ -19,6 +20,8 @@ export interface Sizing {
   /** Traffic before each measured phase, so that the servers' code is compiled and their heaps settled. */
   warmupMs: number
   durationMs: number
+  /** The client of every workload that does not need a particular one (deflate needs ws). */
+  client: ClientKind
 }
 
 const NORMAL = 2
@@ -47,7 +50,7 @@ function phase (name: string, sizing: Sizing, rest: Partial<PhaseSpec>): PhaseSp
  * shape, so CI exercises every code path without timing anything.
  */
 export function buildWorkload (name: WorkloadName, sizing: Sizing): Workload {
-  const { smoke } = sizing
+  const { smoke, client } = sizing
   const payloadBytes = 100
   const connectConcurrency = 100
   switch (name) {
@@ -56,7 +59,7 @@ export function buildWorkload (name: WorkloadName, sizing: Sizing): Workload {
       return {
         kind: 'deliveries',
         spec: {
-          clients: smoke ? 50 : 1000, rooms: 1, publishers: 1, slowReaders: 0, payloadBytes, connectConcurrency,
+          clients: smoke ? 50 : 1000, rooms: 1, publishers: 1, slowReaders: 0, payloadBytes, client, connectConcurrency,
           phases: [phase('fanout', sizing, { rate: smoke ? 50 : 200 })]
         }
       }
@@ -64,7 +67,7 @@ export function buildWorkload (name: WorkloadName, sizing: Sizing): Workload {
       return {
         kind: 'deliveries',
         spec: {
-          clients: smoke ? 50 : 1000, rooms: smoke ? 5 : 10, publishers: smoke ? 5 : 10, slowReaders: 0, payloadBytes, connectConcurrency,
+          clients: smoke ? 50 : 1000, rooms: smoke ? 5 : 10, publishers: smoke ? 5 : 10, slowReaders: 0, payloadBytes, client, connectConcurrency,
           phases: [phase('saturation', sizing, { rate: 0, window: smoke ? 4 : 32 })]
         }
       }
@@ -72,7 +75,7 @@ export function buildWorkload (name: WorkloadName, sizing: Sizing): Workload {
       return {
         kind: 'deliveries',
         spec: {
-          clients: smoke ? 20 : 100, rooms: smoke ? 2 : 10, publishers: smoke ? 2 : 10, slowReaders: 0, payloadBytes, connectConcurrency,
+          clients: smoke ? 20 : 100, rooms: smoke ? 2 : 10, publishers: smoke ? 2 : 10, slowReaders: 0, payloadBytes, client, connectConcurrency,
           phases: [phase('latency', sizing, { rate: smoke ? 100 : 1000 })]
         }
       }
@@ -85,7 +88,7 @@ export function buildWorkload (name: WorkloadName, sizing: Sizing): Workload {
       return {
         kind: 'deliveries',
         spec: {
-          clients: smoke ? 20 : 100, rooms: 2, publishers: 2, slowReaders: smoke ? 2 : 4, payloadBytes: smoke ? 1024 : 8192, connectConcurrency,
+          clients: smoke ? 20 : 100, rooms: 2, publishers: 2, slowReaders: smoke ? 2 : 4, payloadBytes: smoke ? 1024 : 8192, client, connectConcurrency,
           phases: [
             phase('unloaded', sizing, { rate: smoke ? 20 : 40, priorityOf: allCritical }),
             phase('loaded', sizing, { rate: smoke ? 200 : 400, priorityOf: mixed, slowReadersPause: true })
@@ -100,14 +103,14 @@ export function buildWorkload (name: WorkloadName, sizing: Sizing): Workload {
         kind: 'deliveries',
         servers: ['switchboard', 'switchboard-deflate'],
         spec: {
-          clients: smoke ? 20 : 200, rooms: 1, publishers: 1, slowReaders: 0, payloadBytes: 1024, payload: 'records', client: 'ws-deflate', connectConcurrency,
+          clients: smoke ? 20 : 200, rooms: 1, publishers: 1, slowReaders: 0, payloadBytes: 1024, payload: 'records', client: 'ws', connectConcurrency,
           phases: [phase('rate', sizing, { rate: 50 }), phase('max', sizing, { rate: 0, window: smoke ? 4 : 32 })]
         }
       }
     case 'idle':
     case 'idle-rooms':
       // idle-rooms: each connection joined to one of 100 rooms, as a second load generator measured.
-      return { kind: 'idle', spec: { connections: smoke ? 100 : 5000, rooms: name === 'idle' ? 0 : 100, connectConcurrency, settleMaxMs: smoke ? 1000 : 8000 } }
+      return { kind: 'idle', spec: { connections: smoke ? 100 : 5000, rooms: name === 'idle' ? 0 : 100, client, connectConcurrency, settleMaxMs: smoke ? 1000 : 8000 } }
     case 'tasks':
       return { kind: 'tasks', spec: { durationMs: sizing.durationMs / 2, warmupMs: sizing.warmupMs, payloadBytes } }
   }

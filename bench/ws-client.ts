@@ -5,11 +5,11 @@ import type { TextHandler } from './client.js'
 const HANDSHAKE_TIMEOUT_MS = 15_000
 
 /**
- * The ws package's client offering permessage-deflate, behind LeanWebSocket's interface: the lean client
- * cannot inflate, and a server compresses only for clients that offer it. It costs the load generator
- * far more per frame (stream events, a Buffer per message, an inflate on libuv's pool).
+ * The ws package's client with its default options, behind LeanWebSocket's interface: what users run,
+ * and it offers permessage-deflate, which the lean client cannot inflate. It costs the load generator
+ * far more per frame (stream events, a Buffer per message, an inflate on libuv's pool when compressed).
  */
-export class DeflateWebSocket {
+export class PackageWebSocket {
   /** The close code of the close event (1006 when the TCP connection ended without a close frame). */
   closeCode: number | undefined
   readonly closed: Promise<void>
@@ -22,15 +22,15 @@ export class DeflateWebSocket {
   }
 
   /** Opens a connection; the handler is made before 'open' returns, so no message can come first. */
-  static open (host: string, port: number, path: string, handlerFor: (socket: DeflateWebSocket) => TextHandler): Promise<DeflateWebSocket> {
+  static open (host: string, port: number, path: string, handlerFor: (socket: PackageWebSocket) => TextHandler): Promise<PackageWebSocket> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(`ws://${host}:${port}${path}`, { perMessageDeflate: true, handshakeTimeout: HANDSHAKE_TIMEOUT_MS })
+      const ws = new WebSocket(`ws://${host}:${port}${path}`, { handshakeTimeout: HANDSHAKE_TIMEOUT_MS })
       let socket: Socket | undefined
       ws.once('upgrade', response => { socket = response.socket })
       // An error before 'open' fails the connect; a later one ends in the close event, which peers watch.
       ws.on('error', reject)
       ws.once('open', () => {
-        const client = new DeflateWebSocket(ws, socket as Socket)
+        const client = new PackageWebSocket(ws, socket as Socket)
         const onText = handlerFor(client)
         ws.on('message', (data: Buffer) => onText(data, 0, data.length, performance.now()))
         resolve(client)

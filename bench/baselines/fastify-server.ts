@@ -1,6 +1,7 @@
 import fastifyWebsocket from '@fastify/websocket'
 import Fastify from 'fastify'
-import { listenAddress, serveV1 } from './rooms.js'
+import { listenAddress } from './listen.js'
+import { serveV1 } from './rooms.js'
 
 /** Baseline: the same protocol v1 rooms as the bare ws server, on Fastify + @fastify/websocket at GET /ws. */
 const { port, host } = listenAddress()

@@ -1,6 +1,6 @@
 import { createServer } from 'node:http'
 import { Server } from 'socket.io'
-import { listenAddress } from './rooms.js'
+import { listenAddress } from './listen.js'
 
 /**
  * Baseline: Socket.IO 4 rooms. `join` (acknowledged) is socket.join, `publish` is io.to(room).emit of the

@@ -1,5 +1,6 @@
 import { WebSocketServer } from 'ws'
-import { listenAddress, serveV1 } from './rooms.js'
+import { listenAddress } from './listen.js'
+import { serveV1 } from './rooms.js'
 
 /** Baseline: protocol v1 rooms on a bare `ws` server (any path is accepted). */
 const { port, host } = listenAddress()
