@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { runIdle, type IdleResult } from './idle.js'
 import { runDeliveries, type DeliveryResult, type Target } from './loadgen.js'
-import { DEFAULT_SERVERS, ROOT, SERVER_NAMES, ServerProcess, TASKSET, applyPrevFlag, metricSamples, openFileLimit, pinSelf, type ServerName } from './server-process.js'
+import { DEFAULT_SERVERS, ROOT, SERVER_NAMES, ServerProcess, TASKSET, applyPrevFlag, ensureOpenFiles, metricSamples, openFileLimit, pinSelf, type ServerName } from './server-process.js'
 import { CLIENT_KINDS, type ClientKind } from './peer.js'
 import { LOADGEN_BOTTLENECK_PCT, median, round, type LatencySummary, type WindowUsage } from './stats.js'
 import { measureSweep, type SweepResult } from './sweep.js'
@@ -23,6 +23,7 @@ const USAGE = `Usage: npm run bench -- [options]
   --warmup=3         seconds of the same traffic before each measured phase (JIT, heap growth)
   --client=lean      the load generator's WebSocket client: lean (bench/client.ts) or ws (the ws
                      package with its defaults, as users run it); deflate always uses ws
+  --payload=100      bytes of each fanout and saturation message (e.g. 1024, 16384)
   --smoke            every workload at tiny sizes for a few seconds, unpinned; fails on any loss
   --profile=DIR      run each server under --cpu-prof, writing profiles to DIR/<server>`
 
@@ -37,6 +38,7 @@ const { values: flags } = parseArgs({
     profile: { type: 'string' },
     prev: { type: 'string' },
     client: { type: 'string', default: 'lean' },
+    payload: { type: 'string' },
     help: { type: 'boolean', default: false }
   }
 })
@@ -79,22 +81,13 @@ if (client.length !== 1) {
   console.error(`--client takes one of ${CLIENT_KINDS.join(', ')}`)
   process.exit(2)
 }
-const sizing = { smoke, warmupMs, durationMs, client: client[0] as ClientKind }
+const payloadBytes = flags.payload === undefined ? undefined : Math.round(numberFlag(flags.payload, 100, 'payload'))
+const sizing = { smoke, warmupMs, durationMs, client: client[0] as ClientKind, payloadBytes }
 const workloads = new Map(workloadNames.map(name => [name, buildWorkload(name, sizing)]))
 
-// Every connection is a file descriptor in this process and in the server, which inherits our limit.
+
 const neededFiles = Math.max(...[...workloads.values()].map(w => (w.kind === 'idle' ? w.spec.connections : 2000))) + 1024
-const files = openFileLimit()
-if (files.soft < neededFiles) {
-  if (files.hard >= neededFiles && process.env.BENCH_NOFILE_RAISED === undefined) {
-    const relaunch = spawnSync('/bin/sh', ['-c', `ulimit -n ${neededFiles} && exec "$0" "$@"`, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
-      stdio: 'inherit',
-      env: { ...process.env, BENCH_NOFILE_RAISED: '1' }
-    })
-    process.exit(relaunch.status ?? 1)
-  }
-  console.error(`warning: ulimit -n is ${files.soft} (hard ${files.hard}); ${neededFiles} are needed, connections may fail with EMFILE`)
-}
+ensureOpenFiles(neededFiles)
 
 const cores = availableParallelism()
 const pinned = !smoke && TASKSET && cores >= 2
@@ -389,6 +382,12 @@ function checkTargets (medians: Medians): TargetCheck[] {
     const bun = value(name, 'bun', 'srv µs/deliv')
     add(`${name}: server CPU per delivery within ${limit}× of Bun`, `${formatNumber(sb)} µs vs ${formatNumber(bun)} µs (${ratio(sb, bun)})`, sb <= limit * bun, [sb, bun])
   }
+  for (const name of ['fanout', 'saturation'] as const) {
+    if (!workloads.has(name)) continue
+    const on = value(name, 'switchboard', 'deliveries/s')
+    const off = value(name, 'switchboard-nohistory', 'deliveries/s')
+    add(`${name}: deliveries/s with history on within 10 % of history off`, `${formatNumber(on)} vs ${formatNumber(off)} (${ratio(on, off)})`, on >= 0.9 * off, [on, off])
+  }
   if (workloads.has('latency')) {
     const sb = value('latency', 'switchboard', 'p50 ms')
     const bun = value('latency', 'bun', 'p50 ms')
@@ -454,7 +453,9 @@ function machine (): Record<string, unknown> {
     node: process.version,
     loadavg: loadavg().map(v => round(v, 2)),
     pinned: pinned ? 'server on CPU 0, load generator on CPU 1' : 'unpinned',
-    openFiles: openFileLimit().soft
+    openFiles: openFileLimit().soft,
+    client: sizing.client,
+    payloadBytes: sizing.payloadBytes ?? 100
   }
 }
 

@@ -1,4 +1,4 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync } from 'node:fs'
 import { get } from 'node:http'
 import { connect, createServer } from 'node:net'
@@ -9,7 +9,7 @@ import type { Dialect } from './peer.js'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
-export const SERVER_NAMES = ['switchboard', 'ws', 'fastify', 'socketio', 'bun', 'switchboard-deflate', 'switchboard-auth', 'switchboard-prev'] as const
+export const SERVER_NAMES = ['switchboard', 'ws', 'fastify', 'socketio', 'bun', 'switchboard-deflate', 'switchboard-auth', 'switchboard-nohistory', 'switchboard-prev'] as const
 export type ServerName = (typeof SERVER_NAMES)[number]
 /** What a run compares unless told otherwise: Switchboard and the four baselines. */
 export const DEFAULT_SERVERS: ServerName[] = ['switchboard', 'ws', 'fastify', 'socketio', 'bun']
@@ -45,6 +45,8 @@ const SERVERS: Record<ServerName, ServerDefinition> = {
     dialect: 'v1',
     env: { ...SWITCHBOARD_ENV, JWT_SECRET: 'bench-secret-of-at-least-32-bytes', ALLOW_ANONYMOUS: 'true', ROOMS_CONFIG: 'bench/rooms-open.json' }
   },
+  // History off (seqs and publish ids still work): what keeping HISTORY_SIZE messages per room costs.
+  'switchboard-nohistory': { entry: 'server.ts', dialect: 'v1', env: { ...SWITCHBOARD_ENV, HISTORY_SIZE: '0' } },
   'switchboard-prev': {
     entry: 'server.ts',
     dialect: 'v1',
@@ -117,6 +119,23 @@ export function pinSelf (cpu: number): boolean {
   if (!TASKSET) return false
   execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(process.pid)], { stdio: 'ignore' })
   return true
+}
+
+/**
+ * Every connection is a file descriptor in this process and in the server, which inherits our limit:
+ * below `needed`, this process runs itself again under `ulimit -n` (up to the hard limit) and exits with it.
+ */
+export function ensureOpenFiles (needed: number): void {
+  const files = openFileLimit()
+  if (files.soft >= needed) return
+  if (files.hard >= needed && process.env.BENCH_NOFILE_RAISED === undefined) {
+    const relaunch = spawnSync('/bin/sh', ['-c', `ulimit -n ${needed} && exec "$0" "$@"`, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
+      stdio: 'inherit',
+      env: { ...process.env, BENCH_NOFILE_RAISED: '1' }
+    })
+    process.exit(relaunch.status ?? 1)
+  }
+  console.error(`warning: ulimit -n is ${files.soft} (hard ${files.hard}); ${needed} are needed, connections may fail with EMFILE`)
 }
 
 /** The soft RLIMIT_NOFILE of this process, which spawned servers inherit. */

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { chromium } from 'playwright-core'
+import { writePng } from './png.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -37,9 +37,5 @@ const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${
 ${panels.join('\n')}
 <text x="${WIDTH - 20}" y="${height - 8}" font-size="11" text-anchor="end">seconds → ${tMax}</text>
 </svg>`
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync'] })
-const page = await browser.newPage({ viewport: { width: WIDTH, height } })
-await page.setContent(svg)
-await page.screenshot({ path: flags.out })
-await browser.close()
+await writePng(svg, WIDTH, height, flags.out)
 console.log(`wrote ${flags.out}`)

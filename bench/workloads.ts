@@ -22,6 +22,8 @@ export interface Sizing {
   durationMs: number
   /** The client of every workload that does not need a particular one (deflate needs ws). */
   client: ClientKind
+  /** Payload of fanout and saturation (100 bytes unless given); the other workloads keep theirs. */
+  payloadBytes?: number
 }
 
 const NORMAL = 2
@@ -52,6 +54,7 @@ function phase (name: string, sizing: Sizing, rest: Partial<PhaseSpec>): PhaseSp
 export function buildWorkload (name: WorkloadName, sizing: Sizing): Workload {
   const { smoke, client } = sizing
   const payloadBytes = 100
+  const throughputPayload = sizing.payloadBytes ?? payloadBytes
   const connectConcurrency = 100
   switch (name) {
     case 'fanout':
@@ -59,7 +62,7 @@ export function buildWorkload (name: WorkloadName, sizing: Sizing): Workload {
       return {
         kind: 'deliveries',
         spec: {
-          clients: smoke ? 50 : 1000, rooms: 1, publishers: 1, slowReaders: 0, payloadBytes, client, connectConcurrency,
+          clients: smoke ? 50 : 1000, rooms: 1, publishers: 1, slowReaders: 0, payloadBytes: throughputPayload, client, connectConcurrency,
           phases: [phase('fanout', sizing, { rate: smoke ? 50 : 200 })]
         }
       }
@@ -67,7 +70,7 @@ export function buildWorkload (name: WorkloadName, sizing: Sizing): Workload {
       return {
         kind: 'deliveries',
         spec: {
-          clients: smoke ? 50 : 1000, rooms: smoke ? 5 : 10, publishers: smoke ? 5 : 10, slowReaders: 0, payloadBytes, client, connectConcurrency,
+          clients: smoke ? 50 : 1000, rooms: smoke ? 5 : 10, publishers: smoke ? 5 : 10, slowReaders: 0, payloadBytes: throughputPayload, client, connectConcurrency,
           phases: [phase('saturation', sizing, { rate: 0, window: smoke ? 4 : 32 })]
         }
       }
