@@ -66,6 +66,8 @@ interface Row {
   deliveriesPerSec: number
   p50Ms: number
   p99Ms: number
+  /** The slowest delivery: at 1 message per second, the time to reach the last member. */
+  maxMs: number
   serverCpuPct: number
   lost: number
   duplicates: number
@@ -99,6 +101,7 @@ for (let repeat = 1; repeat <= repeats; repeat++) {
           deliveriesPerSec: phase.deliveriesPerSec,
           p50Ms: phase.latencyMs.p50,
           p99Ms: phase.latencyMs.p99,
+          maxMs: phase.latencyMs.max,
           serverCpuPct: phase.usage.serverCpuPct,
           lost: result.lost,
           duplicates: result.duplicates

@@ -24,6 +24,8 @@ const USAGE = `Usage: npm run bench -- [options]
   --client=lean      the load generator's WebSocket client: lean (bench/client.ts) or ws (the ws
                      package with its defaults, as users run it); deflate always uses ws
   --payload=100      bytes of each fanout and saturation message (e.g. 1024, 16384)
+  --connections=5000 connections of idle and idle-rooms (this machine's hard open-files limit, 20000
+                     per process, caps it near 18,000)
   --smoke            every workload at tiny sizes for a few seconds, unpinned; fails on any loss
   --profile=DIR      run each server under --cpu-prof, writing profiles to DIR/<server>`
 
@@ -39,6 +41,7 @@ const { values: flags } = parseArgs({
     prev: { type: 'string' },
     client: { type: 'string', default: 'lean' },
     payload: { type: 'string' },
+    connections: { type: 'string' },
     help: { type: 'boolean', default: false }
   }
 })
@@ -82,7 +85,8 @@ if (client.length !== 1) {
   process.exit(2)
 }
 const payloadBytes = flags.payload === undefined ? undefined : Math.round(numberFlag(flags.payload, 100, 'payload'))
-const sizing = { smoke, warmupMs, durationMs, client: client[0] as ClientKind, payloadBytes }
+const idleConnections = flags.connections === undefined ? undefined : Math.round(numberFlag(flags.connections, 5000, 'connections'))
+const sizing = { smoke, warmupMs, durationMs, client: client[0] as ClientKind, payloadBytes, idleConnections }
 const workloads = new Map(workloadNames.map(name => [name, buildWorkload(name, sizing)]))
 
 

@@ -44,6 +44,8 @@ class Client {
   private readonly last = new Map<string, number>()
   private nextRef = 1
   joined = false
+  /** Resolved when the number of rooms joined reaches `joinTarget`. */
+  private joinWaiter: { target: number, resolve: () => void } | undefined
 
   constructor (port: number, readonly kind: Kind, readonly roomsOf: string[], private readonly tally: Tally) {
     this.ws = new WebSocket(`ws://127.0.0.1:${port}/ws`)
@@ -56,6 +58,19 @@ class Client {
     if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ ...op, ref: this.nextRef++ }))
   }
 
+  /**
+   * Joins the rooms a batch at a time, each batch once the previous one was answered: a thousand joins
+   * at once would queue a thousand replies, near SEND_QUEUE_SIZE, for a client whose loop is busy.
+   */
+  async joinAll (rooms: string[], batch = 50): Promise<void> {
+    for (let i = 0; i < rooms.length; i += batch) {
+      const answered = new Promise<void>(resolve => { this.joinWaiter = { target: Math.min(rooms.length, i + batch), resolve } })
+      for (const room of rooms.slice(i, i + batch)) this.send({ op: 'join', room })
+      await answered
+    }
+    this.joinWaiter = undefined
+  }
+
   private receive (frame: Record<string, unknown>): void {
     if (frame.op === 'welcome') {
       for (const room of this.roomsOf) this.send({ op: 'join', room, presence: this.kind === 'reader' })
@@ -64,6 +79,7 @@ class Client {
     if (frame.op === 'reply' && typeof frame.room === 'string' && typeof frame.seq === 'number' && !this.last.has(frame.room)) {
       this.last.set(frame.room, frame.seq)
       this.joined = true
+      if (this.joinWaiter !== undefined && this.last.size >= this.joinWaiter.target) this.joinWaiter.resolve()
       return
     }
     if (frame.op === 'error') this.tally.errors[frame.code as string] = (this.tally.errors[frame.code as string] ?? 0) + 1
@@ -102,7 +118,7 @@ try {
   let publisherClosed: number | undefined
   publisher.ws.on('close', (code: number) => { publisherClosed ??= code })
   await new Promise(resolve => publisher.ws.once('open', resolve))
-  for (let r = 0; r < rooms; r++) publisher.send({ op: 'join', room: roomName(r) })
+  await publisher.joinAll(Array.from({ length: rooms }, (_, r) => roomName(r)))
 
   const metric = (text: string, name: string, labels = ''): number => metricSamples(text, name)[labels] ?? 0
   // Timers the server runs for itself (heartbeat sweep, history sweep, ...); those of connections come on top.
@@ -142,6 +158,9 @@ try {
       t: Math.round((Date.now() - started) / 1000),
       rssMiB: +(process.rssBytes / 2 ** 20).toFixed(1),
       heapMiB: +(metric(text, 'nodejs_heap_size_used_bytes') / 2 ** 20).toFixed(1),
+      // What V8 holds from the system (RSS follows it, not the used heap) and Buffers outside the heap.
+      heapTotalMiB: +(metric(text, 'nodejs_heap_size_total_bytes') / 2 ** 20).toFixed(1),
+      externalMiB: +(metric(text, 'nodejs_external_memory_bytes') / 2 ** 20).toFixed(1),
       lagP99Ms: +(metric(text, 'nodejs_eventloop_lag_p99_seconds') * 1000).toFixed(2),
       handles: metric(text, 'nodejs_active_handles'),
       timers: timers(text),

@@ -24,6 +24,8 @@ export interface Sizing {
   client: ClientKind
   /** Payload of fanout and saturation (100 bytes unless given); the other workloads keep theirs. */
   payloadBytes?: number
+  /** Connections of idle and idle-rooms (5000 unless given). */
+  idleConnections?: number
 }
 
 const NORMAL = 2
@@ -113,7 +115,7 @@ export function buildWorkload (name: WorkloadName, sizing: Sizing): Workload {
     case 'idle':
     case 'idle-rooms':
       // idle-rooms: each connection joined to one of 100 rooms, as a second load generator measured.
-      return { kind: 'idle', spec: { connections: smoke ? 100 : 5000, rooms: name === 'idle' ? 0 : 100, client, connectConcurrency, settleMaxMs: smoke ? 1000 : 8000 } }
+      return { kind: 'idle', spec: { connections: smoke ? 100 : sizing.idleConnections ?? 5000, rooms: name === 'idle' ? 0 : 100, client, connectConcurrency, settleMaxMs: smoke ? 1000 : 8000 } }
     case 'tasks':
       return { kind: 'tasks', spec: { durationMs: sizing.durationMs / 2, warmupMs: sizing.warmupMs, payloadBytes } }
   }
