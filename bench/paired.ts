@@ -78,6 +78,7 @@ for (let repeat = 1; repeat <= repeats; repeat++) {
       ...Object.fromEntries(names.map((name, i) => [name, {
         ...latencies[i],
         lost: results[i]?.lost,
+        stealPct: results[i]?.phases.at(-1)?.usage.stealPct,
         duplicates: results[i]?.duplicates,
         // Every phase, for workloads with more than one (overload: unloaded, then loaded).
         phases: Object.fromEntries((results[i]?.phases ?? []).map(phase => [phase.name, phase.latencyMs]))

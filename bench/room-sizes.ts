@@ -69,6 +69,8 @@ interface Row {
   /** The slowest delivery: at 1 message per second, the time to reach the last member. */
   maxMs: number
   serverCpuPct: number
+  /** The hypervisor's steal over the window: a noisy minute shows here. */
+  stealPct: number
   lost: number
   duplicates: number
 }
@@ -103,10 +105,13 @@ for (let repeat = 1; repeat <= repeats; repeat++) {
           p99Ms: phase.latencyMs.p99,
           maxMs: phase.latencyMs.max,
           serverCpuPct: phase.usage.serverCpuPct,
+          stealPct: phase.usage.stealPct,
           lost: result.lost,
           duplicates: result.duplicates
         }
-        if (row.lost > 0 || row.duplicates > 0 || server.crashed) faulty = true
+        // Loss is reported, not a fault: Switchboard sheds past SEND_QUEUE_SIZE (with gap frames) where
+        // the baselines buffer without bound, and a 10-member room at this rate is 10k messages/s per reader.
+        if (row.duplicates > 0 || server.crashed) faulty = true
         rows.push(row)
         console.log(JSON.stringify(row))
       } finally {
@@ -117,15 +122,16 @@ for (let repeat = 1; repeat <= repeats; repeat++) {
 }
 
 const medianOf = (size: number, name: ServerName, key: keyof Row): number => median(rows.filter(row => row.size === size && row.server === name).map(row => row[key] as number))
-console.log(`\nmedians of ${repeats}: deliveries/s, p99 ms, server CPU % (offered ${offered} deliveries/s)`)
-console.log(['members', ...servers].map(cell => cell.padStart(24)).join(''))
+console.log(`\nmedians of ${repeats}: deliveries/s / p99 ms / server CPU % / lost (offered ${offered} deliveries/s)`)
+console.log(['members', ...servers].map(cell => cell.padStart(34)).join(''))
 for (const size of sizes) {
-  console.log([String(size), ...servers.map(name => `${round(medianOf(size, name, 'deliveriesPerSec'), 0)} / ${medianOf(size, name, 'p99Ms')} / ${round(medianOf(size, name, 'serverCpuPct'), 1)}`)].map(cell => cell.padStart(24)).join(''))
+  const cell = (name: ServerName): string => [round(medianOf(size, name, 'deliveriesPerSec'), 0), round(medianOf(size, name, 'p99Ms'), 2), round(medianOf(size, name, 'serverCpuPct'), 1), medianOf(size, name, 'lost')].join(' / ')
+  console.log([String(size), ...servers.map(cell)].map(text => text.padStart(34)).join(''))
 }
 mkdirSync(dirname(flags.out), { recursive: true })
 writeFileSync(flags.out, JSON.stringify({ started: started.toISOString(), offered, client, pinned, loadavg: loadavg(), rows }, null, 1))
 console.log(`wrote ${flags.out}`)
 if (faulty) {
-  console.error('a reader lost a message or got one twice, or a server crashed')
+  console.error('a reader got a message twice, or a server crashed')
   process.exit(1)
 }

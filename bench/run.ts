@@ -126,7 +126,8 @@ function usageFields (usage: WindowUsage | undefined): Record<string, unknown> {
     serverRssMiB: usage.serverRssMiB,
     serverPeakRssMiB: usage.serverPeakRssMiB,
     loadgenCpuPct: usage.loadgenCpuPct,
-    loadgenBottleneck: usage.loadgenCpuPct >= LOADGEN_BOTTLENECK_PCT
+    loadgenBottleneck: usage.loadgenCpuPct >= LOADGEN_BOTTLENECK_PCT,
+    stealPct: usage.stealPct
   }
 }
 
@@ -280,11 +281,11 @@ const col = (label: string, path: string): Column => [label, line => at(line, pa
 const DELIVERY_COLUMNS: Column[] = [
   col('deliveries/s', 'deliveriesPerSec'), col('p50 ms', 'latencyMs.p50'), col('p90 ms', 'latencyMs.p90'),
   col('p99 ms', 'latencyMs.p99'), col('max ms', 'latencyMs.max'), col('lost', 'lost'), col('undeliv.', 'undelivered'), col('dups', 'duplicates'),
-  col('connect ms', 'connectMs'), col('srv CPU%', 'serverCpuPct'), col('srv µs/deliv', 'serverCpuUsPerDelivery'), col('srv RSS MiB', 'serverRssMiB'), col('lg CPU%', 'loadgenCpuPct')
+  col('connect ms', 'connectMs'), col('srv CPU%', 'serverCpuPct'), col('srv µs/deliv', 'serverCpuUsPerDelivery'), col('srv RSS MiB', 'serverRssMiB'), col('lg CPU%', 'loadgenCpuPct'), col('steal%', 'stealPct')
 ]
 const IDLE_COLUMNS = [
   col('connections', 'connections'), col('connect ms', 'connectMs'), col('RSS before MiB', 'rssBeforeMiB'),
-  col('RSS after MiB', 'rssAfterMiB'), col('KiB/conn', 'rssPerConnectionKiB'), col('lg CPU%', 'loadgenCpuPct')
+  col('RSS after MiB', 'rssAfterMiB'), col('KiB/conn', 'rssPerConnectionKiB'), col('lg CPU%', 'loadgenCpuPct'), col('steal%', 'stealPct')
 ]
 
 const COLUMNS: Record<WorkloadName, Column[]> = {

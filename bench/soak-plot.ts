@@ -16,12 +16,14 @@ const PANEL = 150
 const series: { key: string, label: string }[] = [
   { key: 'rssMiB', label: 'RSS (MiB)' },
   { key: 'heapMiB', label: 'heap used (MiB)' },
+  { key: 'heapTotalMiB', label: 'V8 heap committed (MiB)' },
   { key: 'connections', label: 'open connections' },
   { key: 'lagP99Ms', label: 'event-loop lag p99 (ms)' }
 ]
 const tMax = Math.max(...samples.map(sample => sample.t as number), 1)
 const panels = series.map(({ key, label }, index) => {
-  const values = samples.map(sample => sample[key] as number)
+  // Runs from before a series was recorded lack it.
+  const values = samples.map(sample => sample[key] ?? 0)
   const max = Math.max(...values, 1) * 1.1
   const top = 40 + index * (PANEL + 30)
   const points = samples.map(sample => `${60 + (sample.t as number) / tMax * (WIDTH - 80)},${top + PANEL - (sample[key] as number) / max * PANEL}`).join(' ')

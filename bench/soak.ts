@@ -221,6 +221,8 @@ try {
     heapFloorLastMinuteMiB: seconds >= 180 ? floor('heapMiB', seconds - 60, seconds + 1) : undefined,
     rssFloorAfterMinute2MiB: seconds >= 180 ? floor('rssMiB', 120, 180) : undefined,
     rssFloorLastMinuteMiB: seconds >= 180 ? floor('rssMiB', seconds - 60, seconds + 1) : undefined,
+    heapTotalFloorAfterMinute2MiB: seconds >= 180 ? floor('heapTotalMiB', 120, 180) : undefined,
+    heapTotalFloorLastMinuteMiB: seconds >= 180 ? floor('heapTotalMiB', seconds - 60, seconds + 1) : undefined,
     // What the zero check below is checked against: the peaks during the run.
     peakIdempotencyRecords: Math.max(...samples.map(sample => sample.idempotencyRecords as number)),
     serverTimers: ownTimers,

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import * as hdr from 'hdr-histogram-js'
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import { cpuPercent, sampleProcess, type ProcSample } from './server-process.js'
@@ -80,6 +81,14 @@ export interface WindowUsage {
   loadgenLoopDelayMaxMs: number
   /** The "server" was this process (direct piscina), so server and load generator figures coincide. */
   sameProcess: boolean
+  /** Share of the machine's CPU time the hypervisor gave to others (steal), over the window. */
+  stealPct: number
+}
+
+/** The machine's total and steal CPU ticks from /proc/stat. */
+function cpuTicks (): { total: number, steal: number } {
+  const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1, 9).map(Number)
+  return { total: fields.reduce((sum, value) => sum + value, 0), steal: fields[7] ?? 0 }
 }
 
 const LOOP_RESOLUTION_MS = 10
@@ -90,11 +99,13 @@ const loopDelayMs = (nanoseconds: number): number => round(Math.max(0, nanosecon
 /** Starts measuring the server (through /proc) and this process (the load generator). */
 export function startWindow (serverPid: number): () => WindowUsage {
   const server: ProcSample = sampleProcess(serverPid)
+  const ticks = cpuTicks()
   const cpu = process.cpuUsage()
   const loop: IntervalHistogram = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS })
   loop.enable()
   return () => {
     const end = sampleProcess(serverPid)
+    const endTicks = cpuTicks()
     const used = process.cpuUsage(cpu)
     loop.disable()
     const seconds = (end.at - server.at) / 1000
@@ -106,7 +117,8 @@ export function startWindow (serverPid: number): () => WindowUsage {
       loadgenCpuPct: round((used.user + used.system) / 1e4 / seconds),
       loadgenLoopDelayP99Ms: loopDelayMs(loop.percentile(99)),
       loadgenLoopDelayMaxMs: loopDelayMs(loop.max),
-      sameProcess: serverPid === process.pid
+      sameProcess: serverPid === process.pid,
+      stealPct: round(100 * (endTicks.steal - ticks.steal) / Math.max(1, endTicks.total - ticks.total))
     }
   }
 }
