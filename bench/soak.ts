@@ -12,8 +12,8 @@ const USAGE = `Usage: npm run soak -- [options]
   --rate=200          publishes per second, over all rooms
   --out=FILE          the samples as JSON (default bench/results/soak.json)
   --smoke             30 s, 500 connections, 50 rooms: what CI runs
-Fails if a reading client misses a message, if live state (connections, rooms, outboxes, presence,
-tasks, idempotency records, timers) does not return to zero once every client left, or (runs of 3 minutes or more) if heap or RSS grows more than 10 % between minute 2 and the end.`
+Fails if a reading client misses a message, if live state (connections, rooms, memberships, outboxes,
+queued messages, presence, tasks, idempotency records, timers) does not return to zero once every client left, or (runs of 3 minutes or more) if heap or RSS grows more than 10 % between minute 2 and the end.`
 
 const { values: flags } = parseArgs({
   options: {
@@ -187,6 +187,8 @@ try {
     live = {
       connections: metric(text, 'ws_active_connections'),
       rooms: metric(text, 'ws_rooms'),
+      memberships: metric(text, 'ws_room_memberships'),
+      outboxes: metric(text, 'ws_outboxes'),
       queued: metric(text, 'ws_send_queue_length'),
       presence: metric(text, 'ws_presence_members'),
       tasks: metric(text, 'ws_worker_queue_length'),

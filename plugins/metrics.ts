@@ -54,6 +54,8 @@ export default fp<MetricsPluginOptions>(async function metrics (fastify, opts) {
 
   exporter.gauge('ws_active_connections', 'Current active WebSocket connections', () => hub.stats().connections)
   exporter.gauge('ws_rooms', 'Rooms with at least one member', () => hub.stats().rooms)
+  exporter.gauge('ws_room_memberships', 'Connections in rooms, counted once per room joined', () => hub.stats().memberships)
+  exporter.gauge('ws_outboxes', 'Per-connection outboxes not yet released', () => outbox.live.size)
   exporter.counter('ws_messages_received_total', 'Frames received from clients', () => hub.traffic.received)
   exporter.labelledCounter('ws_messages_sent_total', 'Messages written to client sockets', function * () {
     for (let p = 0; p < PRIORITY_NAMES.length; p++) yield [{ priority: PRIORITY_NAMES[p] as string }, delivery.sent[p] as number]

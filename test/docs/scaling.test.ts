@@ -1,18 +1,23 @@
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { TestClient } from '../helpers/app.js'
-import { freePort } from '../helpers/service-process.js'
 
 const script = fileURLToPath(new URL('../../docs/scaling/three-nodes.sh', import.meta.url))
 
-/** Three ports in a row that nothing listens on, for the script's BASE_PORT + 1 … 3. */
+/**
+ * Four ports in a row that nothing listens on: the script's BASE_PORT + 1 … 3, and + 4 for its Redis. They are taken below
+ * the kernel's ephemeral range: a port in it can become another test's outgoing connection in the
+ * seconds before the script's nodes listen (EADDRINUSE, seen in CI).
+ */
 async function freeBase (): Promise<number> {
+  const [ephemeralLow] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number)
+  const high = Math.min(ephemeralLow ?? 32768, 65_536) - 4
   for (;;) {
-    const base = await freePort()
-    if (base > 65_000) continue
-    const { createServer } = await import('node:net')
-    const taken = await Promise.all([1, 2, 3].map(n => new Promise<boolean>(resolve => {
+    const base = 10_000 + Math.floor(Math.random() * (high - 10_000))
+    const taken = await Promise.all([1, 2, 3, 4].map(n => new Promise<boolean>(resolve => {
       const probe = createServer().once('error', () => resolve(true)).listen(base + n, '127.0.0.1', () => probe.close(() => resolve(false)))
     })))
     if (!taken.includes(true)) return base
@@ -21,7 +26,7 @@ async function freeBase (): Promise<number> {
 
 t.test('docs/scaling/three-nodes.sh starts three nodes over its own Redis that behave as one', async t => {
   const base = await freeBase()
-  const redisPort = await freePort()
+  const redisPort = base + 4
   const child = spawn('bash', [script], { env: { ...process.env, BASE_PORT: String(base), REDIS_PORT: String(redisPort), API_KEY: 'docs-key' }, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout.on('data', chunk => { output += chunk })

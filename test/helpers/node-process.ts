@@ -47,6 +47,8 @@ export async function processLiveState (port: number): Promise<Record<string, nu
   return {
     connections: gauge('ws_active_connections'),
     rooms: gauge('ws_rooms'),
+    memberships: gauge('ws_room_memberships'),
+    outboxes: gauge('ws_outboxes'),
     queued: gauge('ws_send_queue_length'),
     presenceMembers: gauge('ws_presence_members'),
     queuedTasks: gauge('ws_worker_queue_length')

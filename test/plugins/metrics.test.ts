@@ -40,6 +40,8 @@ t.test('/metrics exports the ws_* metrics, and they move with traffic', async t 
   const after = (await app.inject('/metrics')).body
   t.equal(sample(after, 'ws_active_connections'), 2)
   t.equal(sample(after, 'ws_rooms'), 1)
+  t.equal(sample(after, 'ws_room_memberships'), 2)
+  t.equal(sample(after, 'ws_outboxes'), 2)
   t.equal(sample(after, 'ws_messages_received_total'), 5)
   t.equal(sample(after, 'ws_messages_sent_total{priority="low"}'), 2, 'one publish, two recipients')
   t.ok(sample(after, 'ws_messages_sent_total{priority="critical"}') >= 5, 'replies and errors go out as critical')
