@@ -2,7 +2,7 @@ import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from '../../metrics/histogram
 import { Sequencer } from '../sequencer.js'
 import type { Broadcast, Broker, BrokerHandlers, HistoryPage, HistoryQuery, PresenceEvent, Publication, StreamPosition } from '../types.js'
 import { encodeBrokerPresence, encodeBrokerPublication, receiveBrokerMessage, sinkTo } from '../broker-wire.js'
-import { run, withTimeout, type Shard, type Shards } from './shards.js'
+import { run, type Shard, type Shards } from './shards.js'
 
 export interface RedisBrokerOptions {
   /** How often each node compares every subscribed room's position with what it received. */
@@ -85,7 +85,8 @@ export class RedisBroker implements Broker {
     // Unsubscribed while the position was read: the room emptied again.
     if (!this.wanted.has(room) || position === undefined) return
     this.sequencer.track(room, position)
-    await run(shard, () => withTimeout(shard.subscriber.subscribe(this.shards.channel(room)), this.shards.options.commandTimeoutMs, 'SUBSCRIBE'))
+    // The subscriber connection has no command timeout (it waits for pushes); run bounds SUBSCRIBE.
+    await run(shard, () => shard.subscriber.subscribe(this.shards.channel(room)))
   }
 
   caughtUp (room: string, position: StreamPosition): Promise<void> | undefined {

@@ -25,6 +25,8 @@ export interface Shard {
   readonly command: CommandClient
   readonly subscriber: Redis
   readonly stats: BrokerStats
+  /** REDIS_TIMEOUT_MS: how long a caller waits for any command of this shard. */
+  readonly timeoutMs: number
 }
 
 export interface ShardOptions {
@@ -75,7 +77,7 @@ export function openShard (url: string, index: number, options: ShardOptions): S
   // ioredis emits 'error' for every failed reconnect attempt; the engine reports its state instead.
   command.on('error', () => {})
   subscriber.on('error', () => {})
-  return { index, name: nameOf(url), command, subscriber, stats }
+  return { index, name: nameOf(url), command, subscriber, stats, timeoutMs: options.commandTimeoutMs }
 }
 
 /** FNV-1a over UTF-16 code units: cheap, and spreads short room names well enough for the ring. */
@@ -129,7 +131,7 @@ export class Shards {
   readonly list: readonly Shard[]
   private readonly ring: ShardRing
 
-  constructor (urls: readonly string[], readonly prefix: string, readonly options: ShardOptions) {
+  constructor (urls: readonly string[], readonly prefix: string, options: ShardOptions) {
     this.list = urls.map((url, index) => openShard(url, index, options))
     this.ring = new ShardRing(this.list.map(shard => shard.name))
   }
@@ -180,18 +182,27 @@ export class Shards {
   }
 }
 
-/** SUBSCRIBE has no command timeout (the subscriber connection waits for pushes): this bounds it. */
-export function withTimeout<T> (work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`${what} timed out after ${ms} ms`)) }, ms) })
-  return Promise.race([work, timeout]).finally(() => { clearTimeout(timer) })
+/**
+ * Settles with `work`, or rejects after `ms`. ioredis's commandTimeout starts when a command is written,
+ * and with auto-pipelining a command waits unwritten while the previous pipeline is unanswered: behind
+ * a stalled Redis, a caller would wait up to twice the timeout and could then be told it succeeded.
+ */
+function bounded<T> (work: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`no answer within ${ms} ms (REDIS_TIMEOUT_MS)`)) }, ms)
+    work.then(value => { clearTimeout(timer); resolve(value) }, (error: unknown) => { clearTimeout(timer); reject(error) })
+  })
 }
 
-/** Runs a command of a shard; any failure (down, timed out, refused) is the engine being unavailable. */
+/**
+ * Runs a command of a shard, answered within REDIS_TIMEOUT_MS; any failure (down, timed out, refused)
+ * is the engine being unavailable. A command that timed out may still run when Redis answers again,
+ * which is why publishes carry ids that a retry can repeat.
+ */
 export async function run<T> (shard: Shard, command: () => Promise<T>): Promise<T> {
   shard.stats.commands++
   try {
-    return await command()
+    return await bounded(command(), shard.timeoutMs)
   } catch (error) {
     shard.stats.failures++
     throw new EngineUnavailableError(`redis ${shard.name}: ${(error as Error).message}`, { cause: error })
