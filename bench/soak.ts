@@ -162,7 +162,8 @@ try {
       heapTotalMiB: +(metric(text, 'nodejs_heap_size_total_bytes') / 2 ** 20).toFixed(1),
       externalMiB: +(metric(text, 'nodejs_external_memory_bytes') / 2 ** 20).toFixed(1),
       lagP99Ms: +(metric(text, 'nodejs_eventloop_lag_p99_seconds') * 1000).toFixed(2),
-      handles: metric(text, 'nodejs_active_handles'),
+      // Labelled by handle type (Socket, Server, ...): all of them together.
+      handles: Object.values(metricSamples(text, 'nodejs_active_handles')).reduce((sum, value) => sum + value, 0),
       timers: timers(text),
       idempotencyRecords: metric(text, 'ws_idempotency_records', 'kind=task') + metric(text, 'ws_idempotency_records', 'kind=publish'),
       connections: metric(text, 'ws_active_connections'),
