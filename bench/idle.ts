@@ -55,20 +55,21 @@ async function settledRss (pid: number, maxMs: number): Promise<{ rss: number, s
  */
 export async function runIdle (target: Target, workload: IdleWorkload): Promise<IdleResult> {
   const ignore = (): void => {}
-  const open = async (room: string): Promise<BenchPeer> => {
+  /** Connects, then joins `prefix-<index % rooms>` when the workload has rooms. */
+  const open = async (prefix: string, index: number): Promise<BenchPeer> => {
     const peer = await BenchPeer.connect(target.dialect, target.host, target.port, ignore, workload.client)
-    if (workload.rooms > 0) await peer.join(room)
+    if (workload.rooms > 0) await peer.join(`${prefix}-${index % workload.rooms}`)
     return peer
   }
   // The warm-up joins (and leaves, by closing) rooms of its own, so the measured joins still create theirs.
-  const warm = await connectAll(20, 20, index => open(`warm-${index}`), latencyHistogram())
+  const warm = await connectAll(20, 20, index => open('warm', index), latencyHistogram())
   for (const peer of warm) peer.destroy()
   const before = await settledRss(target.pid, workload.settleMaxMs)
 
   const histogram = latencyHistogram()
   const stopWindow = startWindow(target.pid)
   const started = performance.now()
-  const peers = await connectAll(workload.connections, workload.connectConcurrency, index => open(`idle-${index % workload.rooms}`), histogram)
+  const peers = await connectAll(workload.connections, workload.connectConcurrency, index => open('idle', index), histogram)
   const connectMs = round(performance.now() - started)
   const usage = stopWindow()
   let closedByServer = 0

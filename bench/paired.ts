@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util'
 import { runDeliveries } from './loadgen.js'
-import { CLIENT_KINDS, type ClientKind } from './peer.js'
+import { CLIENT_KINDS, isClientKind } from './peer.js'
 import { SERVER_NAMES, ServerProcess, TASKSET, applyPrevFlag, pinSelf, type ServerName } from './server-process.js'
 import { WORKLOAD_NAMES, buildWorkload, type WorkloadName } from './workloads.js'
 
@@ -44,8 +44,8 @@ if (!(duration > 0) || !(warmup >= 0)) {
   console.error('--duration takes a positive number of seconds, --warmup zero or more')
   process.exit(2)
 }
-const client = values.client as ClientKind
-if (!CLIENT_KINDS.includes(client)) {
+const client = values.client
+if (!isClientKind(client)) {
   console.error(`--client takes one of ${CLIENT_KINDS.join(', ')}`)
   process.exit(2)
 }

@@ -17,6 +17,10 @@ export const PRIORITY_NAMES = ['critical', 'high', 'normal', 'low'] as const
 export const CLIENT_KINDS = ['lean', 'ws'] as const
 export type ClientKind = (typeof CLIENT_KINDS)[number]
 
+export function isClientKind (value: string): value is ClientKind {
+  return (CLIENT_KINDS as readonly string[]).includes(value)
+}
+
 /** What a peer uses of its WebSocket client, whichever it is. */
 interface TextSocket {
   readonly socket: Socket

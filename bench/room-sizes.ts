@@ -3,7 +3,7 @@ import { loadavg } from 'node:os'
 import { dirname } from 'node:path'
 import { parseArgs } from 'node:util'
 import { runDeliveries } from './loadgen.js'
-import { CLIENT_KINDS, type ClientKind } from './peer.js'
+import { CLIENT_KINDS, isClientKind } from './peer.js'
 import { SERVER_NAMES, ServerProcess, TASKSET, ensureOpenFiles, pinSelf, type ServerName } from './server-process.js'
 import { median, round } from './stats.js'
 
@@ -42,14 +42,14 @@ const servers = flags.servers.split(',') as ServerName[]
 const repeats = smoke ? 1 : Number(flags.repeats)
 const durationMs = (smoke ? 1 : Number(flags.duration)) * 1000
 const warmupMs = (smoke ? 0.3 : Number(flags.warmup)) * 1000
-const client = flags.client as ClientKind
+const client = isClientKind(flags.client) ? flags.client : undefined
 const invalid = [
   sizes.some(size => !Number.isInteger(size) || size < 1) && '--sizes takes whole numbers of members',
   !(offered > 0) && '--offered takes a positive rate',
   servers.some(name => !SERVER_NAMES.includes(name) || name === 'socketio') && `--servers takes protocol v1 servers of ${SERVER_NAMES.join(', ')}`,
   !(Number.isInteger(repeats) && repeats >= 1) && '--repeats takes a whole number',
   !(durationMs > 0 && warmupMs >= 0) && '--duration takes a positive number of seconds, --warmup zero or more',
-  !CLIENT_KINDS.includes(client) && `--client takes one of ${CLIENT_KINDS.join(', ')}`
+  client === undefined && `--client takes one of ${CLIENT_KINDS.join(', ')}`
 ].filter(Boolean)
 if (invalid.length > 0) {
   console.error(`${invalid.join('\n')}\n${USAGE}`)

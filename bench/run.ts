@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util'
 import { runIdle, type IdleResult } from './idle.js'
 import { runDeliveries, type DeliveryResult, type Target } from './loadgen.js'
 import { DEFAULT_SERVERS, ROOT, SERVER_NAMES, ServerProcess, TASKSET, applyPrevFlag, ensureOpenFiles, metricSamples, openFileLimit, pinSelf, type ServerName } from './server-process.js'
-import { CLIENT_KINDS, type ClientKind } from './peer.js'
+import { CLIENT_KINDS, isClientKind } from './peer.js'
 import { LOADGEN_BOTTLENECK_PCT, median, round, type LatencySummary, type WindowUsage } from './stats.js'
 import { measureSweep, type SweepResult } from './sweep.js'
 import { TASK_NAMES, runTasksDirect, runTasksOverWebSocket, runTcpEcho, type TaskResult } from './tasks.js'
@@ -79,16 +79,15 @@ applyPrevFlag(flags.prev, serverNames)
 const repeats = Math.round(numberFlag(flags.repeats, smoke ? 1 : 3, 'repeats'))
 const durationMs = numberFlag(flags.duration, smoke ? 0.6 : 5, 'duration') * 1000
 const warmupMs = numberFlag(flags.warmup, smoke ? 0.2 : 3, 'warmup') * 1000
-const client = listFlag(flags.client, CLIENT_KINDS, ['lean'], 'client')
-if (client.length !== 1) {
-  console.error(`--client takes one of ${CLIENT_KINDS.join(', ')}`)
+const client = flags.client
+if (!isClientKind(client)) {
+  console.error(`--client takes one of ${CLIENT_KINDS.join(', ')}\n${USAGE}`)
   process.exit(2)
 }
 const payloadBytes = flags.payload === undefined ? undefined : Math.round(numberFlag(flags.payload, 100, 'payload'))
 const idleConnections = flags.connections === undefined ? undefined : Math.round(numberFlag(flags.connections, 5000, 'connections'))
-const sizing = { smoke, warmupMs, durationMs, client: client[0] as ClientKind, payloadBytes, idleConnections }
+const sizing = { smoke, warmupMs, durationMs, client, payloadBytes, idleConnections }
 const workloads = new Map(workloadNames.map(name => [name, buildWorkload(name, sizing)]))
-
 
 const neededFiles = Math.max(...[...workloads.values()].map(w => (w.kind === 'idle' ? w.spec.connections : 2000))) + 1024
 ensureOpenFiles(neededFiles)

@@ -13,7 +13,9 @@ const USAGE = `Usage: npm run soak -- [options]
   --out=FILE          the samples as JSON (default bench/results/soak.json)
   --smoke             30 s, 500 connections, 50 rooms: what CI runs
 Fails if a reading client misses a message, if live state (connections, rooms, memberships, outboxes,
-queued messages, presence, tasks, idempotency records, timers) does not return to zero once every client left, or (runs of 3 minutes or more) if heap or RSS grows more than 10 % between minute 2 and the end.`
+queued messages, presence, tasks, idempotency records, timers) does not return to zero once every
+client left, or (runs of 3 minutes or more) if heap or RSS grows more than 10 % between minute 2 and
+the end.`
 
 const { values: flags } = parseArgs({
   options: {
@@ -44,7 +46,7 @@ class Client {
   private readonly last = new Map<string, number>()
   private nextRef = 1
   joined = false
-  /** Resolved when the number of rooms joined reaches `joinTarget`. */
+  /** joinAll's current batch: resolved once `target` rooms are joined. */
   private joinWaiter: { target: number, resolve: () => void } | undefined
 
   constructor (port: number, readonly kind: Kind, readonly roomsOf: string[], private readonly tally: Tally) {

@@ -63,11 +63,15 @@ export class ScrapeExporter {
   }
 
   labelledGauge (name: string, help: string, read: () => Iterable<[Labels, number]>): void {
-    this.add(name, help, 'gauge', () => Array.from(read(), ([labels, value]) => ({ labels, value })))
+    this.addLabelled(name, help, 'gauge', read)
   }
 
   labelledCounter (name: string, help: string, read: () => Iterable<[Labels, number]>): void {
-    this.add(name, help, 'counter', () => Array.from(read(), ([labels, value]) => ({ labels, value })))
+    this.addLabelled(name, help, 'counter', read)
+  }
+
+  private addLabelled (name: string, help: string, type: 'gauge' | 'counter', read: () => Iterable<[Labels, number]>): void {
+    this.add(name, help, type, () => Array.from(read(), ([labels, value]) => ({ labels, value })))
   }
 
   histogram (name: string, help: string, read: () => Iterable<[Labels, PlainHistogram]>): void {
