@@ -28,6 +28,8 @@ interface RoomState {
   held: Publication[] | undefined
   /** Set while a hole may still fill by itself (a broker that does not order); the repair starts when it fires. */
   holdTimer: NodeJS.Timeout | undefined
+  /** Set while a repair waits to read history again after a failed read. */
+  retryTimer: NodeJS.Timeout | undefined
   /** The stream's top at the previous position check, when this node was behind it. */
   behindAt: number | undefined
   /** After a reconnect: repair at the next check without waiting for a second look. */
@@ -39,6 +41,15 @@ interface RoomState {
 }
 
 const REPAIR_PAGE = 1000
+
+/**
+ * After a failed history read, a repair reads again after each of these delays before it reports the
+ * hole lost: a read that timed out on a loaded database is not a loss, and the messages are still there.
+ */
+export const REPAIR_RETRY_MS: readonly number[] = [100, 500, 2000]
+
+/** Live messages a retrying repair holds at most; past it, the hole is reported rather than memory spent. */
+const HELD_MAX = 10_000
 
 /**
  * How long a broker that does not order keeps a hole open before reading history: on one machine,
@@ -64,7 +75,8 @@ export class Sequencer {
   constructor (
     private readonly sink: SequencerSink,
     private readonly read: (room: string, query: HistoryQuery) => Promise<HistoryPage>,
-    private readonly holdMs = 0
+    private readonly holdMs = 0,
+    private readonly retryDelaysMs = REPAIR_RETRY_MS
   ) {}
 
   /**
@@ -72,14 +84,20 @@ export class Sequencer {
    * after) the subscription is made, so it either arrives live or shows up as a hole to repair.
    */
   track (room: string, position: StreamPosition): void {
-    if (!this.rooms.has(room)) this.rooms.set(room, { epoch: position.epoch, last: position.seq, held: undefined, holdTimer: undefined, behindAt: undefined, urgent: false, pastEpochs: undefined, waiters: undefined })
+    if (!this.rooms.has(room)) this.rooms.set(room, { epoch: position.epoch, last: position.seq, held: undefined, holdTimer: undefined, retryTimer: undefined, behindAt: undefined, urgent: false, pastEpochs: undefined, waiters: undefined })
   }
 
   untrack (room: string): void {
     const state = this.rooms.get(room)
     this.rooms.delete(room)
     clearTimeout(state?.holdTimer)
+    clearTimeout(state?.retryTimer)
     if (state?.waiters !== undefined) for (const waiter of state.waiters) waiter.resolve()
+  }
+
+  /** The broker closes: no hold or retry timer outlives it, and joins still waiting go on. */
+  close (): void {
+    for (const room of [...this.rooms.keys()]) this.untrack(room)
   }
 
   /**
@@ -205,9 +223,21 @@ export class Sequencer {
     state.held = held
     state.behindAt = undefined
     this.stats.repairs++
+    this.attemptFill(room, state, 0)
+  }
+
+  private attemptFill (room: string, state: RoomState, failures: number): void {
     this.fill(room, state).then(() => { this.release(room, state) }, () => {
       if (this.rooms.get(room) !== state) return
-      // History is unreachable too: what the held messages skip over is reported, then they go on.
+      const delay = this.retryDelaysMs[failures]
+      if (delay !== undefined && (state.held?.length ?? 0) < HELD_MAX) {
+        state.retryTimer = setTimeout(() => {
+          state.retryTimer = undefined
+          if (this.rooms.get(room) === state) this.attemptFill(room, state, failures + 1)
+        }, delay)
+        return
+      }
+      // History stayed unreachable: what the held messages skip over is reported, then they go on.
       const next = state.held?.[0]
       if (next !== undefined && next.epoch === state.epoch && next.seq > state.last + 1) this.reportLost(room, state, next.seq - 1)
       this.release(room, state, false)

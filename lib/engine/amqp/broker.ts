@@ -122,6 +122,7 @@ export class AmqpBroker implements Broker {
   close (): void {
     this.closed = true
     clearInterval(this.checker)
+    this.sequencer.close()
     this.handlers = undefined
     const link = this.link
     this.link = undefined

@@ -129,6 +129,7 @@ export class NatsBroker implements Broker {
 
   async close (): Promise<void> {
     clearInterval(this.checker)
+    this.sequencer.close()
     this.handlers = undefined
     await this.connection.drain().catch(() => {})
   }

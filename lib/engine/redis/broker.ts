@@ -104,6 +104,7 @@ export class RedisBroker implements Broker {
   close (): void {
     this.closed = true
     clearInterval(this.checker)
+    this.sequencer.close()
     this.handlers = undefined
   }
 

@@ -33,7 +33,7 @@ class FakeHistory {
 }
 
 /** A sequencer tracking room r from seq `from` of epoch e1 (the position read before subscribing). */
-function setup (from = 0, holdMs = 0) {
+function setup (from = 0, holdMs = 0, retryDelaysMs: number[] = []) {
   const history = new FakeHistory()
   const delivered: number[] = []
   const epochs: string[] = []
@@ -42,7 +42,7 @@ function setup (from = 0, holdMs = 0) {
     publication: p => { delivered.push(p.seq) },
     epoch: (_room, epoch) => { epochs.push(epoch) },
     lost: (_room, from, to) => { lost.push([from, to]) }
-  }, history.read, holdMs)
+  }, history.read, holdMs, retryDelaysMs)
   sequencer.track('r', { seq: from, epoch: 'e1' })
   return { history, delivered, epochs, lost, sequencer }
 }
@@ -88,17 +88,48 @@ t.test('what history no longer keeps is reported lost, never skipped silently', 
   t.equal(sequencer.stats.lost, 4)
 })
 
-t.test('history unreachable during a repair: the skipped seqs are reported and delivery goes on', async t => {
-  const { sequencer, delivered, lost, history } = setup()
+t.test('a history read that fails is tried again: the hole fills and nothing is reported lost', async t => {
+  const { sequencer, delivered, lost, history } = setup(0, 0, [5, 5])
+  history.top = 4
   sequencer.accept(publication(1))
   history.failing = true
   sequencer.accept(publication(4))
   await settle()
   await settle()
+  t.same(delivered, [1], 'held while history fails')
+  sequencer.accept(publication(5))
+  history.top = 5
+  history.failing = false
+  while (delivered.length < 5) await new Promise(resolve => setTimeout(resolve, 2))
+  t.same(delivered, [1, 2, 3, 4, 5], 'every seq once, in order, including what arrived during the retry')
+  t.same(lost, [])
+  t.equal(history.reads.length, 2, 'one failed read, one that worked')
+})
+
+t.test('history unreachable through every retry: the skipped seqs are reported and delivery goes on', async t => {
+  const { sequencer, delivered, lost, history } = setup(0, 0, [5, 5])
+  sequencer.accept(publication(1))
+  history.failing = true
+  sequencer.accept(publication(4))
+  while (lost.length === 0) await new Promise(resolve => setTimeout(resolve, 2))
+  t.equal(history.reads.length, 3, 'the first read and both retries')
   t.same(lost, [[2, 3]])
   t.same(delivered, [1, 4])
   sequencer.accept(publication(5))
   t.same(delivered, [1, 4, 5], 'back to live delivery')
+})
+
+t.test('close cancels a retrying repair and lets a waiting join go on', async t => {
+  const { sequencer, history, lost } = setup(2, 0, [60_000])
+  history.failing = true
+  const waiting = sequencer.until('r', { seq: 6, epoch: 'e1' })
+  await settle()
+  await settle()
+  sequencer.close()
+  await waiting
+  t.same(lost, [], 'nothing reported: the node is going away')
+  t.equal(history.reads.length, 1, 'no read after the close')
+  t.same([...sequencer.tracked()], [])
 })
 
 t.test('the position check repairs a quiet room only when it is still behind at the next check', async t => {
