@@ -9,10 +9,10 @@ import type { Dialect } from './peer.js'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
-export const SERVER_NAMES = ['switchboard', 'ws', 'fastify', 'socketio', 'bun', 'switchboard-deflate', 'switchboard-auth', 'switchboard-nohistory', 'switchboard-prev'] as const
+export const SERVER_NAMES = ['switchboard', 'ws', 'fastify', 'socketio', 'bun', 'node-floor', 'switchboard-deflate', 'switchboard-auth', 'switchboard-nohistory', 'switchboard-prev'] as const
 export type ServerName = (typeof SERVER_NAMES)[number]
-/** What a run compares unless told otherwise: Switchboard and the four baselines. */
-export const DEFAULT_SERVERS: ServerName[] = ['switchboard', 'ws', 'fastify', 'socketio', 'bun']
+/** What a run compares unless told otherwise: Switchboard, the four baselines and the Node floor. */
+export const DEFAULT_SERVERS: ServerName[] = ['switchboard', 'ws', 'fastify', 'socketio', 'bun', 'node-floor']
 
 interface ServerDefinition {
   entry: string
@@ -36,6 +36,7 @@ const SERVERS: Record<ServerName, ServerDefinition> = {
   fastify: { entry: 'bench/baselines/fastify-server.ts', dialect: 'v1', env: {} },
   socketio: { entry: 'bench/baselines/socketio-server.ts', dialect: 'socketio', env: {} },
   bun: { entry: 'bench/baselines/bun-server.ts', dialect: 'v1', env: {}, runtime: 'bun' },
+  'node-floor': { entry: 'bench/baselines/node-floor-server.ts', dialect: 'v1', env: {} },
   // The same code with compression offered: it only changes anything for clients that offer it too.
   'switchboard-deflate': { entry: 'server.ts', dialect: 'v1', env: { ...SWITCHBOARD_ENV, PER_MESSAGE_DEFLATE: 'true' } },
   // Permissions on: a JWT key (the bench connects anonymously, as ALLOW_ANONYMOUS lets it) and a
