@@ -13,6 +13,8 @@ import { WORKLOAD_NAMES, buildWorkload, type WorkloadName } from './workloads.js
  *   node --import=tsx bench/paired.ts --servers=switchboard,ws --workload=latency --repeats=6
  *   node --import=tsx bench/paired.ts --servers=switchboard,ws --client=ws   # receivers on the ws package's client
  *   node --import=tsx bench/paired.ts --servers=switchboard,switchboard-prev --prev=HEAD~1   # against a revision
+ *   node --import=tsx bench/paired.ts --servers=switchboard,switchboard-prev --prev=HEAD --node-args=--single-threaded
+ *     # Node flags for the first server only: an A/B of one flag
  *
  * --smoke runs the workload at its smoke size once, for CI; any run exits 1 when a reader lost a message
  * or got one twice or out of order.
@@ -26,7 +28,8 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '3' },
     smoke: { type: 'boolean', default: false },
     client: { type: 'string', default: 'lean' },
-    prev: { type: 'string' }
+    prev: { type: 'string' },
+    'node-args': { type: 'string', default: '' }
   }
 })
 const smoke = values.smoke === true
@@ -61,11 +64,12 @@ if (!Number.isInteger(repeats) || repeats < 1) {
   console.error('--repeats takes a whole number of at least 1')
   process.exit(2)
 }
+const firstNodeArgs = (values['node-args'] ?? '').split(' ').filter(arg => arg !== '')
 let faulty = false
 
 const lowerP50 = new Map(names.map(name => [name, 0]))
 for (let repeat = 1; repeat <= repeats; repeat++) {
-  const servers = await Promise.all(names.map(name => ServerProcess.start(name, { cpu: pinned ? 0 : undefined, nodeArgs: [] })))
+  const servers = await Promise.all(names.map((name, i) => ServerProcess.start(name, { cpu: pinned ? 0 : undefined, nodeArgs: i === 0 ? firstNodeArgs : [] })))
   try {
     const results = await Promise.all(servers.map(server => runDeliveries({ dialect: server.dialect, host: server.host, port: server.port, pid: server.pid }, workload.spec)))
     const latencies = results.map(result => (result.phases[result.phases.length - 1] as (typeof result.phases)[number]).latencyMs)
