@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util'
 import { runDeliveries } from './loadgen.js'
 import { CLIENT_KINDS, isClientKind } from './peer.js'
 import { SERVER_NAMES, ServerProcess, TASKSET, applyPrevFlag, pinSelf, type ServerName } from './server-process.js'
+import { median, round } from './stats.js'
 import { WORKLOAD_NAMES, buildWorkload, type WorkloadName } from './workloads.js'
 
 /**
@@ -68,6 +69,8 @@ const firstNodeArgs = (values['node-args'] ?? '').split(' ').filter(arg => arg !
 let faulty = false
 
 const lowerP50 = new Map(names.map(name => [name, 0]))
+// Per-run ratios of the first server to the second: both ran on the same machine at the same moment.
+const ratios: { p50: number[], p99: number[] } = { p50: [], p99: [] }
 for (let repeat = 1; repeat <= repeats; repeat++) {
   const servers = await Promise.all(names.map((name, i) => ServerProcess.start(name, { cpu: pinned ? 0 : undefined, nodeArgs: i === 0 ? firstNodeArgs : [] })))
   try {
@@ -77,6 +80,8 @@ for (let repeat = 1; repeat <= repeats; repeat++) {
     if (results.some(result => result.lost > 0 || result.duplicates > 0 || result.reordered > 0 || result.misrouted > 0)) faulty = true
     const winner = a.p50 <= b.p50 ? names[0] as ServerName : names[1] as ServerName
     lowerP50.set(winner, (lowerP50.get(winner) ?? 0) + 1)
+    ratios.p50.push(a.p50 / b.p50)
+    ratios.p99.push(a.p99 / b.p99)
     console.log(JSON.stringify({
       repeat,
       ...Object.fromEntries(names.map((name, i) => [name, {
@@ -93,6 +98,8 @@ for (let repeat = 1; repeat <= repeats; repeat++) {
   }
 }
 console.log(`lower p50 in: ${[...lowerP50].map(([name, wins]) => `${name} ${wins}`).join(', ')} of ${repeats} runs`)
+const spread = (values: number[]): string => `${round(median(values), 2)}× (${round(Math.min(...values), 2)}–${round(Math.max(...values), 2)})`
+console.log(`${names[0]} ÷ ${names[1]}, median of the per-run ratios (range): p50 ${spread(ratios.p50)}, p99 ${spread(ratios.p99)}`)
 if (faulty) {
   console.error('a reader lost a message, got one twice or out of order, or got one from another room')
   process.exit(1)
