@@ -49,7 +49,7 @@ const REPAIR_PAGE = 1000
 export const REPAIR_RETRY_MS: readonly number[] = [100, 500, 2000]
 
 /** Live messages a retrying repair holds at most; past it, the hole is reported rather than memory spent. */
-const HELD_MAX = 10_000
+export const HELD_MAX = 10_000
 
 /**
  * How long a broker that does not order keeps a hole open before reading history: on one machine,
@@ -131,6 +131,8 @@ export class Sequencer {
     if (state.held !== undefined) {
       if (state.holdTimer === undefined) {
         state.held.push(publication)
+        // A repair waiting to retry holds no more than HELD_MAX: past it, the hole is reported now.
+        if (state.retryTimer !== undefined && state.held.length >= HELD_MAX) this.giveUp(publication.room, state)
       } else if (publication.epoch !== state.epoch) {
         state.held.push(publication)
         this.repairHeld(publication.room, state)
@@ -230,26 +232,32 @@ export class Sequencer {
     this.fill(room, state).then(() => { this.release(room, state) }, () => {
       if (this.rooms.get(room) !== state) return
       const delay = this.retryDelaysMs[failures]
-      if (delay !== undefined && (state.held?.length ?? 0) < HELD_MAX) {
-        state.retryTimer = setTimeout(() => {
-          state.retryTimer = undefined
-          if (this.rooms.get(room) === state) this.attemptFill(room, state, failures + 1)
-        }, delay)
+      if (delay === undefined || (state.held?.length ?? 0) >= HELD_MAX) {
+        this.giveUp(room, state)
         return
       }
-      // History stayed unreachable: what the held messages skip over is reported, then they go on.
-      const next = state.held?.[0]
-      if (next !== undefined && next.epoch === state.epoch && next.seq > state.last + 1) this.reportLost(room, state, next.seq - 1)
-      this.release(room, state, false)
-      // A join waits for seqs that could not be read: they are lost for this node's members as well.
-      if (state.held !== undefined || state.waiters === undefined) return
-      const wanted = state.waiters.reduce((most, waiter) => waiter.epoch === state.epoch ? Math.max(most, waiter.seq) : most, state.last)
-      if (wanted > state.last) this.reportLost(room, state, wanted)
-      this.wake(state)
+      state.retryTimer = setTimeout(() => {
+        state.retryTimer = undefined
+        if (this.rooms.get(room) === state) this.attemptFill(room, state, failures + 1)
+      }, delay)
     }).catch(() => {
       // A sink that threw must not leave the room held for ever.
       if (this.rooms.get(room) === state) this.release(room, state, false)
     })
+  }
+
+  /** History stayed unreachable: what the held messages skip over is reported, then they go on. */
+  private giveUp (room: string, state: RoomState): void {
+    clearTimeout(state.retryTimer)
+    state.retryTimer = undefined
+    const next = state.held?.[0]
+    if (next !== undefined && next.epoch === state.epoch && next.seq > state.last + 1) this.reportLost(room, state, next.seq - 1)
+    this.release(room, state, false)
+    // A join waits for seqs that could not be read: they are lost for this node's members as well.
+    if (state.held !== undefined || state.waiters === undefined) return
+    const wanted = state.waiters.reduce((most, waiter) => waiter.epoch === state.epoch ? Math.max(most, waiter.seq) : most, state.last)
+    if (wanted > state.last) this.reportLost(room, state, wanted)
+    this.wake(state)
   }
 
   private async fill (room: string, state: RoomState): Promise<void> {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { Sequencer } from '../../../lib/engine/sequencer.js'
+import { HELD_MAX, Sequencer } from '../../../lib/engine/sequencer.js'
 import type { HistoryPage, HistoryQuery, Publication } from '../../../lib/engine/types.js'
 import { Priority } from '../../../lib/protocol/priority.js'
 
@@ -117,6 +117,23 @@ t.test('history unreachable through every retry: the skipped seqs are reported a
   t.same(delivered, [1, 4])
   sequencer.accept(publication(5))
   t.same(delivered, [1, 4, 5], 'back to live delivery')
+})
+
+t.test('a retrying repair holds at most HELD_MAX live messages: past it, the hole is reported at once', async t => {
+  const { sequencer, delivered, lost, history } = setup(0, 0, [60_000])
+  t.teardown(() => { sequencer.close() })
+  sequencer.accept(publication(1))
+  history.failing = true
+  sequencer.accept(publication(3))
+  await settle()
+  await settle()
+  t.equal(history.reads.length, 1, 'the read failed; the retry waits')
+  for (let seq = 4; seq < 3 + HELD_MAX; seq++) sequencer.accept(publication(seq))
+  t.same(lost, [[2, 2]], 'reported without waiting for the retry')
+  t.equal(delivered.length, 1 + HELD_MAX, 'seq 1 and every held message')
+  t.ok(delivered.every((seq, i) => i === 0 || seq === delivered[i - 1]! + (i === 1 ? 2 : 1)), 'in seq order')
+  t.equal(delivered.at(-1), 2 + HELD_MAX)
+  t.equal(history.reads.length, 1, 'the retry was cancelled')
 })
 
 t.test('close cancels a retrying repair and lets a waiting join go on', async t => {
