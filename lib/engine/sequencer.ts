@@ -12,6 +12,8 @@ export interface SequencerSink {
 export class SequencerStats {
   /** Repairs started: a hole seen in the live stream, or a position check that found the node behind. */
   repairs = 0
+  /** History reads of a repair that failed and were tried again. */
+  retries = 0
   /** Messages delivered from history instead of the live stream. */
   filled = 0
   /** Messages reported lost to the members (gap frames with reason `lost`). */
@@ -236,6 +238,7 @@ export class Sequencer {
         this.giveUp(room, state)
         return
       }
+      this.stats.retries++
       state.retryTimer = setTimeout(() => {
         state.retryTimer = undefined
         if (this.rooms.get(room) === state) this.attemptFill(room, state, failures + 1)

@@ -136,5 +136,6 @@ t.test('with the Redis engine: the cluster metrics, and promtool still passes', 
   t.match(exposition, /^ws_broker_commands_total\{shard="127\.0\.0\.1:6379"\} [1-9]/m)
   t.match(exposition, /^ws_broker_reconnects_total\{shard="127\.0\.0\.1:6379"\} 0$/m)
   t.match(exposition, /^ws_broker_repairs_total 0$/m)
+  t.match(exposition, /^ws_broker_repair_retries_total 0$/m)
   t.notMatch(exposition, /ws_history_streams/, 'streams are Redis\'s to count')
 })

@@ -111,6 +111,7 @@ t.test('a history read that fails is tried again: the hole fills and nothing is 
   t.same(delivered, [1, 2, 3, 4, 5], 'every seq once, in order, including what arrived during the retry')
   t.same(lost, [])
   t.equal(history.reads.length, 2, 'one failed read, one that worked')
+  t.equal(sequencer.stats.retries, 1)
 })
 
 t.test('history unreachable through every retry: the skipped seqs are reported and delivery goes on', async t => {
@@ -120,6 +121,7 @@ t.test('history unreachable through every retry: the skipped seqs are reported a
   sequencer.accept(publication(4))
   while (lost.length === 0) await new Promise(resolve => setTimeout(resolve, 2))
   t.equal(history.reads.length, 3, 'the first read and both retries')
+  t.equal(sequencer.stats.retries, 2)
   t.same(lost, [[2, 3]])
   t.same(delivered, [1, 4])
   sequencer.accept(publication(5))
