@@ -1,4 +1,5 @@
 import { listenAddress } from './listen.js'
+import type { Op } from './rooms.js'
 
 /**
  * Baseline: protocol v1 rooms on Bun's built-in WebSocket server (uWebSockets), run by the Bun binary of
@@ -33,14 +34,6 @@ declare const Bun: {
       message (ws: BunSocket, message: string | Uint8Array): void
     }
   }): BunServer
-}
-
-interface Op {
-  op?: unknown
-  ref?: unknown
-  room?: unknown
-  data?: unknown
-  priority?: unknown
 }
 
 const seqs = new Map<string, number>()

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { Socket } from 'node:net'
 import { listenAddress } from './listen.js'
+import type { Op } from './rooms.js'
 
 /**
  * The floor of a Node room server, not a server to run: protocol v1 rooms on `node:net` with the
@@ -20,14 +21,6 @@ interface Connection {
   pending: Buffer[]
   /** Bytes received that do not make a whole frame yet. */
   partial: Buffer | undefined
-}
-
-interface Op {
-  op?: unknown
-  ref?: unknown
-  room?: unknown
-  data?: unknown
-  priority?: unknown
 }
 
 const rooms = new Map<string, { members: Set<Connection>, seq: number }>()

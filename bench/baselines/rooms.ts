@@ -15,7 +15,8 @@ interface Room {
   seq: number
 }
 
-interface Op {
+/** A client frame as the baselines read it: JSON.parse and no validation beyond the fields' types. */
+export interface Op {
   op?: unknown
   ref?: unknown
   room?: unknown
