@@ -112,7 +112,7 @@ function exportCluster (exporter: ScrapeExporter, cluster: ClusterStats): void {
   if (publishSeconds !== undefined) exporter.histogram('ws_broker_publish_seconds', 'Publish through Redis: from the call to the answer of the script that stored and published it', () => [[{}, publishSeconds]])
   exporter.histogram('ws_broker_lag_seconds', 'From the Redis script storing a message to this node receiving it over pub/sub', () => [[{}, cluster.lagSeconds]])
   exporter.counter('ws_broker_repairs_total', 'Holes in a room\'s live stream, or rooms found behind by the position check, repaired from history', () => cluster.sequencer.repairs)
-  exporter.counter('ws_broker_repair_retries_total', 'History reads of a repair that failed and were tried again before anything was reported lost', () => cluster.sequencer.retries)
+  exporter.counter('ws_broker_repair_retries_total', 'History reads of a repair that were tried again before anything was reported lost: the read failed, or history no longer had the start of the hole while its messages could still arrive live', () => cluster.sequencer.retries)
   exporter.counter('ws_broker_repaired_messages_total', 'Messages delivered from history because pub/sub did not bring them', () => cluster.sequencer.filled)
   exporter.counter('ws_broker_lost_messages_total', 'Messages pub/sub did not bring and history no longer had; members got gap frames with reason lost', () => cluster.sequencer.lost)
   exporter.labelledCounter('ws_broker_reconnects_total', 'Reconnections of the broker connection, by shard (or server)', () => cluster.shards.map(({ name, stats }) => [{ shard: name }, stats.reconnects]))

@@ -45,10 +45,14 @@ interface RoomState {
 const REPAIR_PAGE = 1000
 
 /**
- * After a failed history read, a repair reads again after each of these delays before it reports the
- * hole lost: a read that timed out on a loaded database is not a loss, and the messages are still there.
+ * A repair reads history again after each of these delays before it reports the hole lost: after a
+ * failed read (a read that timed out on a loaded database is not a loss, and the messages are still
+ * there), and, with a broker that does not order, when history no longer has the start of the hole
+ * (a burst longer than the history pushed it out, while the messages are still on their way live).
+ * About 8 s in all: a node's Redis connections reconnect each on its own backoff of up to 2 s, so its
+ * subscriber can bring live messages while its reads still fail for a few seconds.
  */
-export const REPAIR_RETRY_MS: readonly number[] = [100, 500, 2000]
+export const REPAIR_RETRY_MS: readonly number[] = [100, 500, 2000, 5000]
 
 /** Live messages a retrying repair holds at most; past it, the hole is reported rather than memory spent. */
 export const HELD_MAX = 10_000
@@ -131,9 +135,22 @@ export class Sequencer {
     const state = this.rooms.get(publication.room)
     if (state === undefined) return
     if (state.held !== undefined) {
-      if (state.holdTimer === undefined) {
+      if (state.retryTimer !== undefined && publication.epoch === state.epoch) {
+        // A repair waits to read again: this may be the hole arriving late.
+        this.insertHeld(state, publication)
+        this.passContiguous(state)
+        if (state.held.length === 0) {
+          clearTimeout(state.retryTimer)
+          state.retryTimer = undefined
+          this.release(publication.room, state)
+        } else if (state.held.length >= HELD_MAX) {
+          // A waiting repair holds no more than HELD_MAX: past it, the hole is reported now.
+          this.giveUp(publication.room, state)
+        } else if (state.waiters !== undefined) {
+          this.wake(state)
+        }
+      } else if (state.holdTimer === undefined) {
         state.held.push(publication)
-        // A repair waiting to retry holds no more than HELD_MAX: past it, the hole is reported now.
         if (state.retryTimer !== undefined && state.held.length >= HELD_MAX) this.giveUp(publication.room, state)
       } else if (publication.epoch !== state.epoch) {
         state.held.push(publication)
@@ -166,11 +183,27 @@ export class Sequencer {
 
   /** A message while a hole waits: kept in seq order, and whatever became contiguous goes on. */
   private hold (state: RoomState, publication: Publication): void {
+    this.insertHeld(state, publication)
+    this.passContiguous(state)
+    if ((state.held as Publication[]).length === 0) {
+      clearTimeout(state.holdTimer)
+      state.holdTimer = undefined
+      state.held = undefined
+    }
+    if (state.waiters !== undefined) this.wake(state)
+  }
+
+  private insertHeld (state: RoomState, publication: Publication): void {
     const held = state.held as Publication[]
     let at = held.length
     while (at > 0 && (held[at - 1] as Publication).seq > publication.seq) at--
     held.splice(at, 0, publication)
-    while (held.length > 0 && (held[0] as Publication).seq <= state.last + 1) {
+  }
+
+  /** Hands on the held messages (in seq order) that follow the last one without a gap. */
+  private passContiguous (state: RoomState): void {
+    const held = state.held as Publication[]
+    while (held.length > 0 && (held[0] as Publication).seq <= state.last + 1 && (held[0] as Publication).epoch === state.epoch) {
       const next = held.shift() as Publication
       if (next.seq <= state.last) {
         this.stats.duplicates++
@@ -179,12 +212,16 @@ export class Sequencer {
       state.last = next.seq
       this.sink.publication(next)
     }
-    if (held.length === 0) {
-      clearTimeout(state.holdTimer)
-      state.holdTimer = undefined
-      state.held = undefined
-    }
-    if (state.waiters !== undefined) this.wake(state)
+  }
+
+  /** Held messages pushed while a read was in flight, put in seq order; the contiguous ones go on. */
+  private orderHeld (state: RoomState): void {
+    const held = state.held
+    if (held === undefined) return
+    const [current, other] = [held.filter(p => p.epoch === state.epoch), held.filter(p => p.epoch !== state.epoch)]
+    current.sort((a, b) => a.seq - b.seq)
+    state.held = [...current, ...other]
+    this.passContiguous(state)
   }
 
   /** The hole did not fill in time (or something waits for it): read it from history. */
@@ -230,29 +267,40 @@ export class Sequencer {
     this.attemptFill(room, state, 0)
   }
 
-  private attemptFill (room: string, state: RoomState, failures: number): void {
-    this.fill(room, state).then(() => { this.release(room, state) }, () => {
+  /** Attempt `attempt` (0 first) of a repair; it may wait for live messages while retries are left. */
+  private attemptFill (room: string, state: RoomState, attempt: number): void {
+    const retriesLeft = attempt < this.retryDelaysMs.length
+    this.fill(room, state, retriesLeft).then(filled => {
+      if (filled) this.release(room, state)
+      else this.retryLater(room, state, attempt)
+    }, () => {
       if (this.rooms.get(room) !== state) return
-      const delay = this.retryDelaysMs[failures]
-      if (delay === undefined || (state.held?.length ?? 0) >= HELD_MAX) {
+      if (!retriesLeft || (state.held?.length ?? 0) >= HELD_MAX) {
         this.giveUp(room, state)
         return
       }
-      this.stats.retries++
-      state.retryTimer = setTimeout(() => {
-        state.retryTimer = undefined
-        if (this.rooms.get(room) === state) this.attemptFill(room, state, failures + 1)
-      }, delay)
+      this.retryLater(room, state, attempt)
     }).catch(() => {
       // A sink that threw must not leave the room held for ever.
       if (this.rooms.get(room) === state) this.release(room, state, false)
     })
   }
 
+  private retryLater (room: string, state: RoomState, attempt: number): void {
+    if (this.rooms.get(room) !== state) return
+    this.orderHeld(state)
+    this.stats.retries++
+    state.retryTimer = setTimeout(() => {
+      state.retryTimer = undefined
+      if (this.rooms.get(room) === state) this.attemptFill(room, state, attempt + 1)
+    }, this.retryDelaysMs[attempt])
+  }
+
   /** History stayed unreachable: what the held messages skip over is reported, then they go on. */
   private giveUp (room: string, state: RoomState): void {
     clearTimeout(state.retryTimer)
     state.retryTimer = undefined
+    this.orderHeld(state)
     const next = state.held?.[0]
     if (next !== undefined && next.epoch === state.epoch && next.seq > state.last + 1) this.reportLost(room, state, next.seq - 1)
     this.release(room, state, false)
@@ -263,10 +311,14 @@ export class Sequencer {
     this.wake(state)
   }
 
-  private async fill (room: string, state: RoomState): Promise<void> {
+  /**
+   * Reads the hole from history; false when history no longer has its start and, the broker not
+   * ordering, the messages may still arrive live (`mayWaitForLive`): then nothing is reported yet.
+   */
+  private async fill (room: string, state: RoomState, mayWaitForLive: boolean): Promise<boolean> {
     for (;;) {
       const page = await this.read(room, { since: state.last, limit: REPAIR_PAGE })
-      if (this.rooms.get(room) !== state) return
+      if (this.rooms.get(room) !== state) return true
       if (page.position.epoch !== state.epoch) {
         // A new life: the old positions are void and the new one is read from its start.
         this.newLife(state, page.position.epoch)
@@ -275,18 +327,21 @@ export class Sequencer {
       }
       const before = state.last
       const oldest = page.publications[0]?.seq ?? page.position.seq + 1
-      if (oldest > state.last + 1 && page.position.seq > state.last) this.reportLost(room, state, Math.min(oldest, page.position.seq + 1) - 1)
+      if (oldest > state.last + 1 && page.position.seq > state.last) {
+        if (mayWaitForLive && this.holdMs > 0) return false
+        this.reportLost(room, state, Math.min(oldest, page.position.seq + 1) - 1)
+      }
       for (const publication of page.publications) {
         if (publication.seq !== state.last + 1) continue
         state.last = publication.seq
         this.stats.filled++
         this.sink.publication(publication)
       }
-      if (page.publications.length < REPAIR_PAGE || state.last >= page.position.seq) return
+      if (page.publications.length < REPAIR_PAGE || state.last >= page.position.seq) return true
       // A full page that moved nothing on does not match the stream: what it cannot give is lost.
       if (state.last === before) {
         this.reportLost(room, state, page.position.seq)
-        return
+        return true
       }
     }
   }

@@ -291,3 +291,41 @@ t.test('with holdMs, a hole that does not fill in time is read from history', as
   sequencer.accept(publication(2))
   t.same(delivered, [1, 2, 3], 'the straggler is a duplicate')
 })
+
+t.test('with holdMs, a hole that history no longer has is waited for live: a burst longer than the history pushed it out while it was on its way', async t => {
+  // What two nodes publish at once: seq 45 arrives before 3–44, and by the time history is read the
+  // stream's top is 300, so a 256-message history starts at 45.
+  const { sequencer, delivered, lost, history } = setup(0, 10, [1000])
+  t.teardown(() => { sequencer.close() })
+  history.first = 45
+  history.top = 300
+  sequencer.accept(publication(1))
+  sequencer.accept(publication(2))
+  for (let seq = 45; seq <= 60; seq++) sequencer.accept(publication(seq))
+  while (history.reads.length === 0) await new Promise(resolve => setTimeout(resolve, 2))
+  await settle()
+  t.same(history.reads, [{ since: 2, limit: 1000 }], 'history read after the hold')
+  t.same(lost, [], 'not reported: the messages may still come')
+  t.same(delivered, [1, 2], 'the rest held')
+  t.equal(sequencer.stats.retries, 1, 'a read again is scheduled')
+  for (let seq = 44; seq >= 3; seq--) sequencer.accept(publication(seq))
+  t.same(delivered, Array.from({ length: 60 }, (_, i) => i + 1), 'the late ones fill the hole as they come; every seq once, in order')
+  sequencer.accept(publication(61))
+  t.equal(delivered.at(-1), 61, 'the repair is over: live delivery again')
+  t.same(lost, [])
+  t.equal(history.reads.length, 1, 'no read after the hole filled')
+})
+
+t.test('with holdMs, a hole that history no longer has and that never arrives is reported after the retries', async t => {
+  const { sequencer, delivered, lost, history } = setup(0, 5, [5, 5])
+  history.first = 10
+  history.top = 12
+  sequencer.accept(publication(1))
+  sequencer.accept(publication(12))
+  while (lost.length === 0) await new Promise(resolve => setTimeout(resolve, 2))
+  t.equal(history.reads.length, 3, 'the first read and both retries')
+  t.same(lost, [[2, 9]], 'what history cannot give, once the wait is over')
+  t.same(delivered, [1, 10, 11, 12])
+  sequencer.accept(publication(13))
+  t.equal(delivered.at(-1), 13)
+})
