@@ -102,6 +102,12 @@ export class PriorityOutbox {
   private readonly levels: (FrameQueue | undefined)[] = [undefined, undefined, undefined, undefined]
   private readonly levelCount: number[] = [0, 0, 0, 0]
   private readonly levelBytes: number[] = [0, 0, 0, 0]
+  /**
+   * The one frame of an otherwise empty outbox, outside the levels: a frame queued and written before
+   * the next one comes (every delivery of a lightly loaded server, most of a fan-out's) then touches
+   * this object only, not four arrays and a queue. A second frame moves it into its level first.
+   */
+  private only: OutgoingFrame | undefined
   /** The queued frame per conflation key; a queued frame that is not its key's entry was superseded. */
   private latestByKey: Map<string, OutgoingFrame> | undefined
   private queuedMessages = 0
@@ -142,6 +148,14 @@ export class PriorityOutbox {
     }
     const size = frame.wire(this.deflate).length
     const key = frame.conflationKey
+    if (this.queuedMessages === 0 && key === undefined && this.fits(size)) {
+      this.only = frame
+      this.queuedMessages = 1
+      this.queuedBytes = size
+      this.requestFlush()
+      return true
+    }
+    if (this.only !== undefined) this.moveOnlyToItsLevel()
     if (key !== undefined && this.latestByKey !== undefined) {
       const superseded = this.latestByKey.get(key)
       if (superseded !== undefined) this.forget(superseded, 'superseded')
@@ -155,6 +169,26 @@ export class PriorityOutbox {
       }
       this.evictBelow(priority, size)
     }
+    this.pushToLevel(frame, size)
+    this.queuedMessages++
+    this.queuedBytes += size
+    if (key !== undefined) {
+      if (this.latestByKey === undefined) this.latestByKey = new Map()
+      this.latestByKey.set(key, frame)
+    }
+    this.requestFlush()
+    return true
+  }
+
+  private requestFlush (): void {
+    if (!this.scheduled && !this.awaitingWrite) {
+      this.scheduled = true
+      this.pump.schedule(this)
+    }
+  }
+
+  private pushToLevel (frame: OutgoingFrame, size: number): void {
+    const priority = frame.priority
     let level = this.levels[priority]
     if (level === undefined) {
       level = new FrameQueue()
@@ -163,17 +197,13 @@ export class PriorityOutbox {
     level.push(frame)
     this.levelCount[priority]!++
     this.levelBytes[priority]! += size
-    this.queuedMessages++
-    this.queuedBytes += size
-    if (key !== undefined) {
-      if (this.latestByKey === undefined) this.latestByKey = new Map()
-      this.latestByKey.set(key, frame)
-    }
-    if (!this.scheduled && !this.awaitingWrite) {
-      this.scheduled = true
-      this.pump.schedule(this)
-    }
-    return true
+  }
+
+  /** The queue counts already include it. */
+  private moveOnlyToItsLevel (): void {
+    const frame = this.only as OutgoingFrame
+    this.only = undefined
+    this.pushToLevel(frame, frame.wire(this.deflate).length)
   }
 
   /**
@@ -247,10 +277,16 @@ export class PriorityOutbox {
    * when the larger frame would not fit: queue `next` as usual then.
    */
   replaceQueued (queued: OutgoingFrame, next: OutgoingFrame): boolean {
-    const level = this.levels[queued.priority]
-    if (this.closed || level === undefined || next.priority !== queued.priority) return false
+    if (this.closed || next.priority !== queued.priority) return false
     const growth = next.wire(this.deflate).length - queued.wire(this.deflate).length
     if (this.queuedBytes + growth > this.limits.maxBytes) return false
+    if (this.only === queued) {
+      this.only = next
+      this.queuedBytes += growth
+      return true
+    }
+    const level = this.levels[queued.priority]
+    if (level === undefined) return false
     const items = level.items
     for (let i = items.length - 1; i >= level.head; i--) {
       if (items[i] !== queued) continue
@@ -275,6 +311,10 @@ export class PriorityOutbox {
   close (): void {
     if (this.closed) return
     this.closed = true
+    if (this.only !== undefined) {
+      this.stats.dropped.closed[this.only.priority]!++
+      this.only = undefined
+    }
     for (let priority = 0; priority < PRIORITY_LEVELS; priority++) {
       const level = this.levels[priority]
       if (level === undefined) continue
@@ -346,6 +386,13 @@ export class PriorityOutbox {
 
   /** Takes the oldest live frame of the highest non-empty level out of the accounting. */
   private takeNext (): OutgoingFrame | undefined {
+    const only = this.only
+    if (only !== undefined) {
+      this.only = undefined
+      this.queuedMessages--
+      this.queuedBytes -= only.wire(this.deflate).length
+      return only
+    }
     for (let priority = 0; priority < PRIORITY_LEVELS; priority++) {
       if (this.levelCount[priority] === 0) continue
       const queue = this.levels[priority] as FrameQueue

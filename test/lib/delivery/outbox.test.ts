@@ -72,6 +72,29 @@ t.test('writes at most writeBatch frames per flush and continues next turn', asy
   t.same(labels(sink), ['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6'])
 })
 
+t.test('a long queue keeps FIFO order through compaction, frames added while it drains, and reuse once empty', async t => {
+  const { sink, outbox } = setup({ writeBatch: 250, maxMessages: 10_000 })
+  const expected: string[] = []
+  const add = (label: string): void => {
+    outbox.enqueue(frame(label, Priority.normal))
+    expected.push(label)
+  }
+  for (let i = 0; i < 3000; i++) add(`a${i}`)
+  // Past 1024 sent, half of the queue is behind its head: it is compacted while frames keep coming.
+  for (let turns = 0; turns < 8; turns++) {
+    await turn()
+    for (let i = 0; i < 20; i++) add(`b${turns}-${i}`)
+  }
+  await turn(12)
+  t.equal(outbox.length, 0, 'drained')
+  for (let round = 0; round < 3; round++) {
+    add(`c${round}-0`)
+    add(`c${round}-1`)
+    await turn()
+  }
+  t.same(labels(sink), expected, 'every frame once, in the order queued')
+})
+
 t.test('a quiet pump writes at the end of the producing callback; right after a flush it waits for the end of the turn', async t => {
   let clock = 100
   const sink = new FakeSink()
