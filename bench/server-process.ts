@@ -52,11 +52,14 @@ const SERVERS: Record<ServerName, ServerDefinition> = {
     entry: 'server.ts',
     dialect: 'v1',
     env: SWITCHBOARD_ENV,
-    root: () => {
-      if (previousTree === undefined) throw new Error('switchboard-prev needs --prev=<git revision>')
-      return previousTree
-    }
+    root: () => previousTreeOf()
   }
+}
+
+/** Where switchboard-prev's revision was extracted by applyPrevFlag. */
+export function previousTreeOf (): string {
+  if (previousTree === undefined) throw new Error('switchboard-prev needs --prev=<git revision>')
+  return previousTree
 }
 
 /** Where switchboard-prev's revision was extracted, once a --prev flag was applied. */
