@@ -16,6 +16,8 @@ import { median, round } from './stats.js'
  *   node --import=tsx bench/cold-path.ts --prev=HEAD          # and the committed code, rounds interleaved
  *   node --import=tsx bench/cold-path.ts --members=1000 --rooms=1 --publishes=600   # a fan-out's shape
  *   node --import=tsx bench/cold-path.ts --smoke       # CI: a few hundred publishes, fails if a member missed one
+ *   node --expose-gc --import=tsx bench/cold-path.ts --members=50 --rooms=100 --publishes=100
+ *     # with --expose-gc and no --prev it also reports the heap per joined connection
  *
  * --thrash-mib (4 by default) is what is written before each publish: eight times a core's L2 here,
  * an eighth of the L3 that the host's other tenants share; 0 measures warm caches.
@@ -72,11 +74,25 @@ class CountingSocket extends EventEmitter {
 
 interface Contender {
   name: string
+  /** Heap bytes per connection that joined its room (the two fake socket objects included); NaN without --expose-gc. */
+  heapPerConnection: number
   /** Runs publish `n`; resolves with the µs from handing over the client's frame to the last member's write. */
   publish (n: number): Promise<number>
 }
 
 const garbage: unknown[] = []
+/** What the garbage between two connections holds, measured once. */
+let garbageBytes = 0
+
+/** heapUsed after full collections; NaN unless node runs with --expose-gc. */
+async function settledHeap (): Promise<number> {
+  const gc = (globalThis as { gc?: () => void }).gc
+  if (gc === undefined) return NaN
+  await new Promise(resolve => setImmediate(resolve))
+  gc()
+  gc()
+  return process.memoryUsage().heapUsed
+}
 
 async function contender (name: string, root: string): Promise<Contender> {
   const lib = (path: string): Promise<any> => import(join(root, 'lib', path)) // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -99,6 +115,7 @@ async function contender (name: string, root: string): Promise<Contender> {
     isDraining: () => false
   }
   const progress: Progress = { written: 0, awaited: -1, lastAt: 0n }
+  const heapBefore = await settledHeap()
   const rooms: FakeWebSocket[] = []
   for (let r = 0; r < roomCount; r++) {
     let publisher: FakeWebSocket | undefined
@@ -110,15 +127,18 @@ async function contender (name: string, root: string): Promise<Contender> {
       socket.emit('message', Buffer.from(`{"op":"join","room":"r${r}","ref":1}`), false)
       raw.emit('data')
       publisher ??= socket
-      for (let i = 0; i < 200; i++) garbage.push({ i, list: [i, i + 1] })
+      for (let i = 0; i < GARBAGE_PER_CONNECTION; i++) garbage.push({ i, list: [i, i + 1] })
     }
     rooms.push(publisher as FakeWebSocket)
   }
   // Every welcome, join reply and presence notice goes out before publishes are counted.
   await new Promise(resolve => setTimeout(resolve, 100))
+  // The garbage that spreads the connections over the heap is not theirs.
+  const heapPerConnection = (await settledHeap() - heapBefore - garbageBytes) / (roomCount * members)
   const pad = 'x'.repeat(50)
   return {
     name,
+    heapPerConnection,
     async publish (n) {
       const publisher = rooms[n % roomCount] as FakeWebSocket
       const frame = Buffer.from(`{"op":"publish","room":"r${n % roomCount}","data":{"bench":"2:0:${n}:1796150000000","pad":"${pad}"},"priority":"normal"}`)
@@ -136,6 +156,14 @@ async function contender (name: string, root: string): Promise<Contender> {
   }
 }
 
+const GARBAGE_PER_CONNECTION = 200
+{
+  const before = await settledHeap()
+  const sample: unknown[] = []
+  for (let i = 0; i < GARBAGE_PER_CONNECTION * roomCount * members; i++) sample.push({ i, list: [i, i + 1] })
+  garbageBytes = await settledHeap() - before
+  sample.length = 0
+}
 const contenders = [await contender('switchboard', ROOT)]
 if (values.prev !== undefined) {
   applyPrevFlag(values.prev, ['switchboard-prev'])
@@ -164,6 +192,10 @@ console.log(`${publishes} publishes to rooms of ${members}, caches emptied (${th
 for (const [name, values] of samples) {
   const sorted = [...values].sort((a, b) => a - b)
   console.log(`${name.padEnd(17)} p25 ${round(quantile(sorted, 0.25), 1)}  p50 ${round(median(sorted), 1)}  p75 ${round(quantile(sorted, 0.75), 1)}  p90 ${round(quantile(sorted, 0.9), 1)}`)
+}
+// Only for one tree: the second of two measured 500 bytes more for the same code.
+for (const c of contenders.length === 1 ? contenders : []) {
+  if (!Number.isNaN(c.heapPerConnection)) console.log(`${c.name.padEnd(17)} heap per joined connection: ${Math.round(c.heapPerConnection)} bytes (its two fake socket objects included)`)
 }
 if (contenders.length === 2) {
   const [a, b] = [samples.get('switchboard') as number[], samples.get('switchboard-prev') as number[]]

@@ -55,15 +55,15 @@ function toRanges (seqs: number[], earlier: Range[] = []): Range[] {
 /**
  * One WebSocket connection speaking protocol v1: it decodes client frames, runs each op's handler
  * (lib/node/ops/) and answers in one place. Listeners are shared functions that find the session
- * through a symbol on the socket, so a connection costs no closures; the room set is created on first
- * use. Every frame the server sends, the welcome and pongs included, goes through the outbox, and
- * every room message the outbox drops is reported to the client in a gap frame.
+ * through a symbol on the socket, so a connection costs no closures; the map of joined rooms is
+ * created on first use. Every frame the server sends, the welcome and pongs included, goes through the
+ * outbox, and every room message the outbox drops is reported to the client in a gap frame.
  */
 export class ClientSession implements OpSession, OutboxListeners, PeerCloseListener {
   readonly id = `${idPrefix}${(++idCounter).toString(36)}`
   /** Cleared by each heartbeat sweep, set by the peer's pong. */
   alive = true
-  private joined: Set<string> | undefined
+  private joined: Map<string, number> | undefined
   private readonly outbox: PriorityOutbox
   private tokens: number
   private refilledAt = performance.now()
@@ -78,7 +78,6 @@ export class ClientSession implements OpSession, OutboxListeners, PeerCloseListe
   user: string | undefined
   userInfo: unknown
   grants: readonly Grant[] = []
-  readonly capabilities = new Map<string, number>()
   /** Whether limits.opened ran: a constructor that threw before it must not be counted as closed. */
   private counted = false
   /** Closes the connection with 4001 at the token's exp, unless a refresh moves it. */
@@ -132,8 +131,8 @@ export class ClientSession implements OpSession, OutboxListeners, PeerCloseListe
     this.expiry.unref()
   }
 
-  get rooms (): Set<string> {
-    if (this.joined === undefined) this.joined = new Set()
+  get rooms (): Map<string, number> {
+    if (this.joined === undefined) this.joined = new Map()
     return this.joined
   }
 
@@ -357,7 +356,7 @@ export class ClientSession implements OpSession, OutboxListeners, PeerCloseListe
     clearTimeout(this.expiry)
     const { hub, outboxes, workerPool, limits } = this.context
     if (this.counted) limits.closed(this.ip, this.user)
-    hub.disconnect(this, this.joined ?? [])
+    hub.disconnect(this, this.joined?.keys() ?? [])
     this.joined = undefined
     outboxes.release(this.outbox)
     workerPool.cancelOwner(this)

@@ -41,15 +41,13 @@ function enter (op: JoinOp, session: OpSession, context: SessionContext, extra: 
     throw new OpError('forbidden', `${room} is full (${namespace.maxMembers} members)`)
   }
   // A re-join keeps what a room token granted before.
-  session.capabilities.set(room, (session.capabilities.get(room) ?? 0) | capabilities)
-  session.rooms.add(room)
+  session.rooms.set(room, (session.rooms.get(room) ?? 0) | capabilities)
   const watch = op.presence === true && namespace?.presenceEvents !== false && (capabilities & Can.presence) !== 0
   const joined = hub.join(session, room, { since, watch, user: session.user, info: session.userInfo ?? op.info })
   if (!isPromise(joined)) return answerOf(session, context, room, joined)
   return joined.then(result => answerOf(session, context, room, result), (error: unknown) => {
     // An engine that failed mid-join must not leave the connection half in the room.
     session.rooms.delete(room)
-    session.capabilities.delete(room)
     hub.leave(session, room)
     throw error
   })

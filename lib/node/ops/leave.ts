@@ -7,7 +7,6 @@ export const leave: OpHandler<LeaveOp> = {
     if (session.isIn(op.room)) {
       session.rooms.delete(op.room)
       session.forgetRoom(op.room)
-      session.capabilities.delete(op.room)
       hub.leave(session, op.room)
     }
     return { fields: { room: op.room } }

@@ -14,7 +14,7 @@ export const refresh: OpHandler<RefreshOp> = {
     if (identity.user !== session.user) throw new OpError('forbidden', `the new token is for ${identity.user}, the connection is ${session.user ?? 'anonymous'}`)
     session.authenticate(identity)
     // New grants apply to the rooms already joined; taking grants away takes a new connection.
-    for (const [room, bits] of session.capabilities) session.capabilities.set(room, bits | policy.decide(room, session))
+    for (const [room, bits] of session.rooms) session.rooms.set(room, bits | policy.decide(room, session))
     return { fields: identity.expiresAt === undefined ? {} : { expiresAt: identity.expiresAt } }
   }
 }

@@ -9,7 +9,7 @@ export const say: OpHandler<SayOp> = {
   run (op, session, context) {
     const { hub } = context
     if (session.rooms.size === 0) throw new OpError('not_member', 'join a room before msg:')
-    const allowed = [...session.rooms].filter(room => ((session.capabilities.get(room) ?? 0) & Can.publish) !== 0)
+    const allowed = [...session.rooms].filter(([, bits]) => (bits & Can.publish) !== 0).map(([room]) => room)
     if (allowed.length === 0) throw new OpError('forbidden', 'no publish capability on any joined room')
     for (const room of allowed) {
       const published = hub.publish(room, op.text, { priority: Priority.normal, from: session.id, user: session.user })

@@ -39,8 +39,11 @@ export interface SessionContext {
 
 /** The session as an op handler sees it: a connection and the rooms it joined. */
 export interface OpSession extends Connection {
-  /** Created on first use, so an idle connection has none. */
-  readonly rooms: Set<string>
+  /**
+   * The rooms joined, each with its capabilities (Can bits) decided at the join and kept until it is
+   * left. Created on first use, so an idle connection has none.
+   */
+  readonly rooms: Map<string, number>
   isIn (room: string): boolean
   /** Drops what the session keeps about a room it left (its last gap reports). */
   forgetRoom (room: string): void
@@ -52,8 +55,6 @@ export interface OpSession extends Connection {
   readonly grants: readonly Grant[]
   /** A verified token for this connection: its expiry moves to the token's `exp`, its grants apply. */
   authenticate (identity: Identity): void
-  /** Capabilities (Can bits) decided when the room was joined, kept until it is left. */
-  readonly capabilities: Map<string, number>
 }
 
 /**
@@ -89,5 +90,5 @@ export function requireMember (session: OpSession, room: string, action: string)
 
 /** A member's capability on a room, from the decision cached at its join: no pattern is matched here. */
 export function requireCapability (session: OpSession, room: string, capability: Exclude<Capability, 'join'>): void {
-  if (((session.capabilities.get(room) ?? 0) & Can[capability]) === 0) throw new OpError('forbidden', `no ${capability} capability on ${room}`)
+  if (((session.rooms.get(room) ?? 0) & Can[capability]) === 0) throw new OpError('forbidden', `no ${capability} capability on ${room}`)
 }
