@@ -42,9 +42,18 @@ t.test('docs/scaling/three-nodes.sh starts three nodes over its own Redis that b
       return []
     }
   }
+  // A node is listed once its engine runs, which is before it listens: each must also answer /readyz.
+  const ready = async (port: number): Promise<boolean> => {
+    try {
+      return (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200
+    } catch {
+      return false
+    }
+  }
+  const allReady = async (): Promise<boolean> => (await Promise.all([1, 2, 3].map(n => ready(base + n)))).every(Boolean)
   const deadline = Date.now() + 30_000
   let ids: string[] = []
-  while ((ids = await nodes()).length < 3 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 200))
+  while (((ids = await nodes()).length < 3 || !await allReady()) && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 200))
   if (!t.same(ids, ['node-1', 'node-2', 'node-3'], 'the three nodes are listed')) t.comment(output)
 
   const reader = await TestClient.connect(`ws://127.0.0.1:${base + 3}/ws`)
