@@ -135,10 +135,14 @@ export class Sequencer {
     const state = this.rooms.get(publication.room)
     if (state === undefined) return
     if (state.held !== undefined) {
-      if (state.retryTimer !== undefined && publication.epoch === state.epoch) {
+      if (state.retryTimer !== undefined) {
         // A repair waits to read again: this may be the hole arriving late.
-        this.insertHeld(state, publication)
-        this.passContiguous(state)
+        if (publication.epoch === state.epoch) {
+          this.insertHeld(state, publication)
+          this.passContiguous(state)
+        } else {
+          state.held.push(publication)
+        }
         if (state.held.length === 0) {
           clearTimeout(state.retryTimer)
           state.retryTimer = undefined
@@ -150,8 +154,8 @@ export class Sequencer {
           this.wake(state)
         }
       } else if (state.holdTimer === undefined) {
+        // A history read is in flight: what it leaves out follows when it is done.
         state.held.push(publication)
-        if (state.retryTimer !== undefined && state.held.length >= HELD_MAX) this.giveUp(publication.room, state)
       } else if (publication.epoch !== state.epoch) {
         state.held.push(publication)
         this.repairHeld(publication.room, state)
@@ -193,10 +197,11 @@ export class Sequencer {
     if (state.waiters !== undefined) this.wake(state)
   }
 
+  /** In seq order among the messages of its epoch, which stay ahead of any of a later life. */
   private insertHeld (state: RoomState, publication: Publication): void {
     const held = state.held as Publication[]
     let at = held.length
-    while (at > 0 && (held[at - 1] as Publication).seq > publication.seq) at--
+    while (at > 0 && ((held[at - 1] as Publication).epoch !== publication.epoch || (held[at - 1] as Publication).seq > publication.seq)) at--
     held.splice(at, 0, publication)
   }
 
