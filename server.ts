@@ -26,9 +26,9 @@ const app = Fastify({
       req: request => ({ method: request.method, url: withoutToken(request.url), host: request.host, remoteAddress: request.ip, remotePort: request.socket?.remotePort })
     }
   },
-  // Bounds slow HTTP clients; upgraded WebSockets are not subject to these.
+  // Bounds slow HTTP clients: a request's headers and body, then an idle keep-alive socket. No
+  // connectionTimeout: its socket timer outlives the upgrade, and Node touches it on every write.
   requestTimeout: 30_000,
-  connectionTimeout: 60_000,
   keepAliveTimeout: 5_000,
   // The shutdown budget covers draining; lingering keep-alive HTTP sockets must not add to it.
   forceCloseConnections: 'idle',
