@@ -220,24 +220,28 @@ export class PriorityOutbox {
       this.awaitWrite(EMPTY)
       return
     }
-    const sent = this.stats.sent
-    const wait = this.stats.outboxWaitSeconds
+    const only = this.only
+    if (only !== undefined) {
+      // The lone frame of an otherwise empty outbox: nothing to gather into a batch, and nothing
+      // behind it that the high-water mark could hold back.
+      this.only = undefined
+      this.queuedMessages = 0
+      this.queuedBytes = 0
+      const wire = this.wireToSend(only, now)
+      if (wire !== undefined) sink.write(wire)
+      this.notifyEmpty()
+      return
+    }
     const chunks = scratch
     let bytes = 0
     let crossedHighWater = false
     while (chunks.length < writeBatch) {
       const frame = this.takeNext()
       if (frame === undefined) break
-      if (frame.expiresAt !== 0 && frame.expiresAt <= now) {
-        this.stats.dropped.expired[frame.priority]!++
-        if (frame.room !== undefined) this.listeners.dropped(frame, 'expired')
-        continue
-      }
-      const wire = frame.wire(this.deflate)
+      const wire = this.wireToSend(frame, now)
+      if (wire === undefined) continue
       chunks.push(wire)
       bytes += wire.length
-      sent[frame.priority]!++
-      wait.observe((now - frame.createdAt) / 1000)
       if (buffered + bytes >= writeHighWater && this.queuedMessages > 0) {
         crossedHighWater = true
         break
@@ -259,16 +263,31 @@ export class PriorityOutbox {
       sink.uncork()
     }
     chunks.length = 0
-    if (this.queuedMessages > 0) {
-      if (!this.awaitingWrite) {
-        this.scheduled = true
-        this.pump.schedule(this)
-      }
-    } else if (this.emptyWaiters !== undefined) {
-      const waiters = this.emptyWaiters
-      this.emptyWaiters = undefined
-      for (const resolve of waiters) resolve()
+    if (this.queuedMessages === 0) {
+      this.notifyEmpty()
+    } else if (!this.awaitingWrite) {
+      this.scheduled = true
+      this.pump.schedule(this)
     }
+  }
+
+  /** The bytes of a frame taken off the queue, counted as sent; undefined when its ttl ran out (counted as dropped). */
+  private wireToSend (frame: OutgoingFrame, now: number): Buffer | undefined {
+    if (frame.expiresAt !== 0 && frame.expiresAt <= now) {
+      this.stats.dropped.expired[frame.priority]!++
+      if (frame.room !== undefined) this.listeners.dropped(frame, 'expired')
+      return undefined
+    }
+    this.stats.sent[frame.priority]!++
+    this.stats.outboxWaitSeconds.observe((now - frame.createdAt) / 1000)
+    return frame.wire(this.deflate)
+  }
+
+  private notifyEmpty (): void {
+    const waiters = this.emptyWaiters
+    if (waiters === undefined) return
+    this.emptyWaiters = undefined
+    for (const resolve of waiters) resolve()
   }
 
   /**
@@ -330,9 +349,7 @@ export class PriorityOutbox {
     this.latestByKey = undefined
     this.queuedMessages = 0
     this.queuedBytes = 0
-    const waiters = this.emptyWaiters
-    this.emptyWaiters = undefined
-    if (waiters !== undefined) for (const resolve of waiters) resolve()
+    this.notifyEmpty()
   }
 
   /**
@@ -386,13 +403,6 @@ export class PriorityOutbox {
 
   /** Takes the oldest live frame of the highest non-empty level out of the accounting. */
   private takeNext (): OutgoingFrame | undefined {
-    const only = this.only
-    if (only !== undefined) {
-      this.only = undefined
-      this.queuedMessages--
-      this.queuedBytes -= only.wire(this.deflate).length
-      return only
-    }
     for (let priority = 0; priority < PRIORITY_LEVELS; priority++) {
       if (this.levelCount[priority] === 0) continue
       const queue = this.levels[priority] as FrameQueue

@@ -35,11 +35,15 @@ const CLOCK_EVERY = 8
  *   about one pass, instead of the rest of the pass in progress plus the next one.
  */
 export class WritePump {
+  // Both lists keep their backing arrays and count their entries themselves: emptying an array by
+  // setting its length to 0 frees its storage, and the next publish allocated it again (BENCHMARKS.md).
   /** The pass in progress, written up to `position`. */
-  private pass: Flushable[] = []
+  private pass: (Flushable | undefined)[] = []
+  private passLength = 0
   private position = 0
   /** Outboxes that received frames since the pass began (or after it wrote them). */
-  private next: Flushable[] = []
+  private next: (Flushable | undefined)[] = []
+  private nextLength = 0
   private scheduled = false
   /** The scheduled run is a quiet one, in a microtask that flushQuiet may run sooner. */
   private quietRunPending = false
@@ -50,10 +54,10 @@ export class WritePump {
   constructor (private readonly clock: () => number = () => performance.now()) {}
 
   schedule (outbox: Flushable): void {
-    this.next.push(outbox)
+    this.next[this.nextLength++] = outbox
     if (this.scheduled) return
     this.scheduled = true
-    const quiet = !this.sweeping && this.position === this.pass.length && this.clock() - this.lastSliceEnd >= BUSY_WITHIN_MS
+    const quiet = !this.sweeping && this.position === this.passLength && this.clock() - this.lastSliceEnd >= BUSY_WITHIN_MS
     if (quiet) {
       this.quietRunPending = true
       queueMicrotask(this.flushQuiet)
@@ -77,30 +81,35 @@ export class WritePump {
 
   private readonly run = (): void => {
     this.scheduled = false
-    if (this.position === this.pass.length) {
+    if (this.position === this.passLength) {
       const finished = this.pass
-      finished.length = 0
       this.pass = this.next
+      this.passLength = this.nextLength
       this.next = finished
+      this.nextLength = 0
       this.position = 0
     }
     const pass = this.pass
+    const length = this.passLength
     let now = this.clock()
     const deadline = now + SWEEP_SLICE_MS
     this.sweeping = true
     // One clock read per few writes: a write costs microseconds, the slice is a millisecond.
-    for (let sinceClock = 0; this.position < pass.length; sinceClock++) {
+    for (let sinceClock = 0; this.position < length; sinceClock++) {
       if (sinceClock === CLOCK_EVERY) {
         now = this.clock()
         if (now >= deadline) break
         sinceClock = 0
       }
-      (pass[this.position++] as Flushable).flush(now)
+      const outbox = pass[this.position] as Flushable
+      // Cleared as it is written, so that a released outbox is not kept alive by an old pass.
+      pass[this.position++] = undefined
+      outbox.flush(now)
     }
     this.sweeping = false
     this.lastSliceEnd = this.clock()
     // Rescheduled while sweeping (a full batch, a frame left behind) or still to write: the next turn.
-    if (!this.scheduled && (this.position < pass.length || this.next.length > 0)) {
+    if (!this.scheduled && (this.position < length || this.nextLength > 0)) {
       this.scheduled = true
       setImmediate(this.run)
     }

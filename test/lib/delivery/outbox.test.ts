@@ -242,6 +242,21 @@ t.test('a message past its ttl is dropped as expired instead of delivered late',
   t.equal(stats.sent[Priority.normal], 1)
 })
 
+t.test('a lone frame is written as soon as the socket takes it, and dropped if its ttl ran out first', async t => {
+  const { sink, outbox, stats } = setup({ writeHighWater: 1024 })
+  outbox.enqueue(frame('one', Priority.normal))
+  await outbox.whenEmpty()
+  t.same(labels(sink), ['one'])
+  sink.writableLength = 4096 // the socket is backed up
+  outbox.enqueue(frame('stale', Priority.normal, 20))
+  await sleep(40)
+  sink.release()
+  await outbox.whenEmpty()
+  t.same(labels(sink), ['one'], 'not delivered late')
+  t.equal(stats.dropped.expired[Priority.normal], 1)
+  t.equal(stats.sent[Priority.normal], 1)
+})
+
 t.test('a newer message with the same key supersedes the queued one', async t => {
   const { sink, outbox, stats } = setup()
   outbox.enqueue(frame('price-1', Priority.normal, 0, 'room\u0000BTC'))
