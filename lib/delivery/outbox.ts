@@ -51,46 +51,68 @@ export interface OutboxLimits {
 }
 
 
+/**
+ * Slots a drained level keeps for its next burst. Emptying an array by setting its length to 0 frees
+ * its storage, and the next push allocated it again; a larger array is let go, so that a connection
+ * does not keep the storage of its longest burst.
+ */
+const KEPT_SLOTS = 16
+
 /** FIFO of frames with an advancing head, compacted now and then, so shift() is O(1) amortised. */
 class FrameQueue {
-  items: OutgoingFrame[] = []
+  items: (OutgoingFrame | undefined)[] = []
   head = 0
-
-  get isEmpty (): boolean {
-    return this.head === this.items.length
-  }
+  tail = 0
 
   push (frame: OutgoingFrame): void {
-    this.items.push(frame)
+    this.items[this.tail++] = frame
   }
 
   shift (): OutgoingFrame | undefined {
-    if (this.head === this.items.length) return undefined
+    if (this.head === this.tail) return undefined
     const frame = this.items[this.head] as OutgoingFrame
-    this.head++
-    if (this.head === this.items.length) {
-      this.items.length = 0
+    this.items[this.head++] = undefined
+    if (this.head === this.tail) {
       this.head = 0
-    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-      this.items = this.items.slice(this.head)
+      this.tail = 0
+      if (this.items.length > KEPT_SLOTS) this.items = []
+    } else if (this.head >= 1024 && this.head * 2 >= this.tail) {
+      this.items = this.items.slice(this.head, this.tail)
+      this.tail -= this.head
       this.head = 0
     }
     return frame
   }
 
   drain (): OutgoingFrame[] {
-    const rest = this.items.slice(this.head)
+    const rest = this.items.slice(this.head, this.tail) as OutgoingFrame[]
     this.items = []
     this.head = 0
+    this.tail = 0
     return rest
   }
 }
 
 const EMPTY = Buffer.alloc(0)
-/** Up to this many bytes, a batch is copied into one buffer: Buffer.concat serves it from Node's pool. */
+/** Up to this many bytes, a batch is copied into one buffer, which Buffer.allocUnsafe serves from Node's pool. */
 const POOLED_COPY_LIMIT = Buffer.poolSize >>> 1
-/** Frames of the flush in progress; flushes never nest, so one array serves every outbox. */
-const scratch: Buffer[] = []
+/**
+ * Frames of the flush in progress; flushes never nest, so one array serves every outbox. Counted, not
+ * emptied through its length, which would free its storage for the next flush to allocate again.
+ */
+const scratch: (Buffer | undefined)[] = []
+
+/** The first `count` chunks copied into one buffer, from Node's pool as Buffer.concat would take it. */
+function joinChunks (chunks: readonly (Buffer | undefined)[], count: number, bytes: number): Buffer {
+  const joined = Buffer.allocUnsafe(bytes)
+  let offset = 0
+  for (let i = 0; i < count; i++) {
+    const chunk = chunks[i] as Buffer
+    joined.set(chunk, offset)
+    offset += chunk.length
+  }
+  return joined
+}
 
 /**
  * The bounded per-connection queue with four priority levels and the write pump's per-socket half.
@@ -233,36 +255,37 @@ export class PriorityOutbox {
       return
     }
     const chunks = scratch
+    let count = 0
     let bytes = 0
     let crossedHighWater = false
-    while (chunks.length < writeBatch) {
+    while (count < writeBatch) {
       const frame = this.takeNext()
       if (frame === undefined) break
       const wire = this.wireToSend(frame, now)
       if (wire === undefined) continue
-      chunks.push(wire)
+      chunks[count++] = wire
       bytes += wire.length
       if (buffered + bytes >= writeHighWater && this.queuedMessages > 0) {
         crossedHighWater = true
         break
       }
     }
-    if (chunks.length === 1 || (chunks.length > 1 && bytes <= POOLED_COPY_LIMIT)) {
+    if (count === 1 || (count > 1 && bytes <= POOLED_COPY_LIMIT)) {
       // Small frames are copied into one pooled buffer: one trip through the stream code and one
       // syscall-bound write cost far more than copying a few hundred bytes.
-      const chunk = chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, bytes)
+      const chunk = count === 1 ? chunks[0] as Buffer : joinChunks(chunks, count, bytes)
       if (crossedHighWater) this.awaitWrite(chunk)
       else sink.write(chunk)
-    } else if (chunks.length > 1) {
+    } else if (count > 1) {
       // Large batches go out as one vectored write of the shared frames, without copying them.
       sink.cork()
-      const last = chunks.length - 1
+      const last = count - 1
       for (let i = 0; i < last; i++) sink.write(chunks[i] as Buffer)
       if (crossedHighWater) this.awaitWrite(chunks[last] as Buffer)
       else sink.write(chunks[last] as Buffer)
       sink.uncork()
     }
-    chunks.length = 0
+    chunks.fill(undefined, 0, count)
     if (this.queuedMessages === 0) {
       this.notifyEmpty()
     } else if (!this.awaitingWrite) {
@@ -307,7 +330,7 @@ export class PriorityOutbox {
     const level = this.levels[queued.priority]
     if (level === undefined) return false
     const items = level.items
-    for (let i = items.length - 1; i >= level.head; i--) {
+    for (let i = level.tail - 1; i >= level.head; i--) {
       if (items[i] !== queued) continue
       items[i] = next
       this.levelBytes[queued.priority]! += growth
