@@ -421,25 +421,29 @@ export class PiscinaWorkerPool implements WorkerPool {
     const abort = new TaskAbort()
     const timer = setTimeout(() => abort.abort(this.timeoutMessage(job)), job.timeoutMs)
     const request: WorkerRequest = { name: job.name, data: job.data, attempt: job.attempt, deadline: Date.now() + job.timeoutMs }
-    this.pool.run(request, { signal: abort }).then(
-      (reply): Outcome => {
-        if (reply.ok) return reply
-        const code = reply.timedOut ? 'timeout' : 'task_failed'
-        return { ok: false, error: new TaskError(code, reply.timedOut ? this.timeoutMessage(job) : reply.message) }
-      },
-      (error: Error): Outcome => {
-        if (this.closed) return { ok: false, error: new TaskError('shutting_down', 'the server shut down while the task ran') }
-        if (abort.aborted) return { ok: false, error: new TaskError('timeout', this.timeoutMessage(job)) }
-        return { ok: false, error: new TaskError('task_failed', `the worker running ${job.name} crashed: ${error.message}`) }
-      }
-    ).then(outcome => {
+    // Both handlers finish the attempt themselves: one promise step between the worker's reply and the
+    // job's settlement, since every step is latency on a task's round trip.
+    const finish = (outcome: Outcome): void => {
       clearTimeout(timer)
       this.running--
       job.running = false
       this.observeDuration(job.name, (performance.now() - now) / 1000)
       this.finishAttempt(job, outcome)
       this.pump()
-    })
+    }
+    this.pool.run(request, { signal: abort }).then(
+      reply => {
+        if (reply.ok) finish(reply)
+        else finish({ ok: false, error: new TaskError(reply.timedOut ? 'timeout' : 'task_failed', reply.timedOut ? this.timeoutMessage(job) : reply.message) })
+      },
+      (error: Error) => {
+        finish({ ok: false, error: this.closed
+          ? new TaskError('shutting_down', 'the server shut down while the task ran')
+          : abort.aborted
+            ? new TaskError('timeout', this.timeoutMessage(job))
+            : new TaskError('task_failed', `the worker running ${job.name} crashed: ${error.message}`) })
+      }
+    )
   }
 
   private timeoutMessage (job: Job): string {
@@ -534,11 +538,8 @@ export class PiscinaWorkerPool implements WorkerPool {
 
   /** Failed runs are not remembered: a later submission with the same key runs the task again. */
   private settle (job: Job, outcome: Outcome): void {
-    if (job.owner !== undefined) {
-      const owned = this.ownerJobs.get(job.owner)
-      owned?.delete(job)
-      if (owned?.size === 0) this.ownerJobs.delete(job.owner)
-    }
+    // An owner's emptied set stays for its next task (cancelOwner drops it at disconnect).
+    if (job.owner !== undefined) this.ownerJobs.get(job.owner)?.delete(job)
     if (job.key !== undefined && this.inFlightKeys.get(job.key) === job) this.inFlightKeys.delete(job.key)
     if (outcome.ok) job.resolve(outcome.value)
     else job.reject(outcome.error)
