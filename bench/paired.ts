@@ -1,9 +1,13 @@
 import { parseArgs } from 'node:util'
-import { runDeliveries } from './loadgen.js'
+import { runDeliveries, type DeliveryResult, type DeliveryWorkload, type Target } from './loadgen.js'
 import { CLIENT_KINDS, isClientKind } from './peer.js'
 import { SERVER_NAMES, ServerProcess, TASKSET, applyPrevFlag, pinSelf, type ServerName } from './server-process.js'
 import { median, round } from './stats.js'
+import { TASK_NAMES, runTasksAlternating, type TaskNameResult, type TaskResult, type TaskWorkload } from './tasks.js'
 import { WORKLOAD_NAMES, buildWorkload, type WorkloadName } from './workloads.js'
+
+/** The servers that run tasks: Switchboard, and the baselines that hand them to piscina. */
+const TASK_SERVERS: readonly ServerName[] = ['switchboard', 'switchboard-prev', 'ws', 'fastify']
 
 /**
  * Two servers under the same delivery workload at the same time, both on the server core, each with its
@@ -12,11 +16,15 @@ import { WORKLOAD_NAMES, buildWorkload, type WorkloadName } from './workloads.js
  * for light workloads (latency, overload), where the two together stay well below one core. The two
  * swap places every run, and each run reports both latency and server CPU per delivery.
  *
+ * With --workload=tasks the two run sequential task round trips taking turns (one to each, one in flight
+ * in all), so each round trip is timed alone on the same minute of the machine.
+ *
  *   node --import=tsx bench/paired.ts --servers=switchboard,ws --workload=latency --repeats=6
  *   node --import=tsx bench/paired.ts --servers=switchboard,ws --client=ws   # receivers on the ws package's client
  *   node --import=tsx bench/paired.ts --servers=switchboard,switchboard-prev --prev=HEAD~1   # against a revision
  *   node --import=tsx bench/paired.ts --servers=switchboard,switchboard-prev --prev=HEAD --node-args=--single-threaded
  *     # Node flags for the first server only: an A/B of one flag
+ *   node --import=tsx bench/paired.ts --servers=switchboard,ws --workload=tasks --repeats=8
  *
  * --smoke runs the workload at its smoke size once, for CI; any run exits 1 when a reader lost a message
  * or got one twice or out of order.
@@ -56,8 +64,12 @@ if (!isClientKind(client)) {
 }
 const sizing = smoke ? { smoke, warmupMs: 200, durationMs: 600, client } : { smoke, warmupMs: warmup * 1000, durationMs: duration * 1000, client }
 const workload = WORKLOAD_NAMES.includes(workloadName) ? buildWorkload(workloadName, sizing) : undefined
-if (workload?.kind !== 'deliveries') {
-  console.error('--workload takes a delivery workload: fanout, saturation, latency or overload')
+if (workload?.kind !== 'deliveries' && workload?.kind !== 'tasks') {
+  console.error('--workload takes a delivery workload (fanout, saturation, latency, overload) or tasks')
+  process.exit(2)
+}
+if (workload.kind === 'tasks' && !names.every(name => TASK_SERVERS.includes(name))) {
+  console.error(`--workload=tasks takes two of ${TASK_SERVERS.join(', ')}`)
   process.exit(2)
 }
 const pinned = !smoke && TASKSET && pinSelf(1)
@@ -72,54 +84,88 @@ let faulty = false
 const lowerP50 = new Map(names.map(name => [name, 0]))
 // Per-run ratios of the first server to the second: both ran on the same machine at the same moment.
 const ratios: { p50: number[], p99: number[], cpu: number[] } = { p50: [], p99: [], cpu: [] }
+/** Tasks: the same per task name. */
+const taskRatios = new Map(TASK_NAMES.map(name => [name, { p50: [] as number[], p99: [] as number[] }]))
 /** Server CPU µs per delivery in the measured window of the last phase: steadier than latency under steal. */
 const cpuPerDelivery = (result: Awaited<ReturnType<typeof runDeliveries>>): number => {
   const phase = result.phases.at(-1)
   return phase === undefined || phase.deliveriesPerSec === 0 ? NaN : phase.usage.serverCpuPct * 10_000 / phase.deliveriesPerSec
 }
+const targetOf = (server: ServerProcess): Target => ({ dialect: server.dialect, host: server.host, port: server.port, pid: server.pid })
+
+async function deliveriesRun (repeat: number, servers: ServerProcess[], order: number[], spec: DeliveryWorkload): Promise<void> {
+  // Started in `order`, so that neither server's clients always connect first.
+  const settled = await Promise.all(order.map(i => runDeliveries(targetOf(servers[i] as ServerProcess), spec)))
+  const inNameOrder = [0, 1].map(i => settled[order.indexOf(i)] as DeliveryResult)
+  const latencies = inNameOrder.map(result => (result.phases[result.phases.length - 1] as (typeof result.phases)[number]).latencyMs)
+  const [a, b] = latencies as [typeof latencies[number], typeof latencies[number]]
+  if (inNameOrder.some(result => result.lost > 0 || result.duplicates > 0 || result.reordered > 0 || result.misrouted > 0)) faulty = true
+  const winner = a.p50 <= b.p50 ? names[0] as ServerName : names[1] as ServerName
+  lowerP50.set(winner, (lowerP50.get(winner) ?? 0) + 1)
+  ratios.p50.push(a.p50 / b.p50)
+  ratios.p99.push(a.p99 / b.p99)
+  const cpu = inNameOrder.map(cpuPerDelivery)
+  ratios.cpu.push((cpu[0] as number) / (cpu[1] as number))
+  console.log(JSON.stringify({
+    repeat,
+    first: names[order[0] as number],
+    ...Object.fromEntries(names.map((name, i) => [name, {
+      ...latencies[i],
+      lost: inNameOrder[i]?.lost,
+      stealPct: inNameOrder[i]?.phases.at(-1)?.usage.stealPct,
+      serverCpuUsPerDelivery: round(cpu[i] as number, 2),
+      duplicates: inNameOrder[i]?.duplicates,
+      // Every phase, for workloads with more than one (overload: unloaded, then loaded).
+      phases: Object.fromEntries((inNameOrder[i]?.phases ?? []).map(phase => [phase.name, phase.latencyMs]))
+    }]))
+  }))
+}
+
+async function tasksRun (repeat: number, servers: ServerProcess[], order: number[], spec: TaskWorkload): Promise<void> {
+  const inOrder = await runTasksAlternating([targetOf(servers[order[0] as number] as ServerProcess), targetOf(servers[order[1] as number] as ServerProcess)], spec)
+  const results = [0, 1].map(i => inOrder[order.indexOf(i)] as TaskResult)
+  const [a, b] = results as [TaskResult, TaskResult]
+  for (const name of TASK_NAMES) {
+    const first = a.byTask[name] as TaskNameResult
+    const second = b.byTask[name] as TaskNameResult
+    if (first.failures > 0 || second.failures > 0) faulty = true
+    taskRatios.get(name)?.p50.push(first.latencyMs.p50 / second.latencyMs.p50)
+    taskRatios.get(name)?.p99.push(first.latencyMs.p99 / second.latencyMs.p99)
+  }
+  console.log(JSON.stringify({
+    repeat,
+    first: names[order[0] as number],
+    ...Object.fromEntries(names.map((name, i) => [name, Object.fromEntries(TASK_NAMES.map(task => {
+      const r = results[i]?.byTask[task] as TaskNameResult
+      return [task, { p50: r.latencyMs.p50, p99: r.latencyMs.p99, roundTripsPerSec: r.roundTripsPerSec, failures: r.failures }]
+    }))]))
+  }))
+}
+
 for (let repeat = 1; repeat <= repeats; repeat++) {
   // The two swap places every run: the one started and connected first was slower at p50 in a run of
   // the same code against itself (BENCHMARKS.md), so neither may always be first.
   const order = repeat % 2 === 1 ? [0, 1] : [1, 0]
   const started = await Promise.all(order.map(i => ServerProcess.start(names[i] as ServerName, { cpu: pinned ? 0 : undefined, nodeArgs: i === 0 ? firstNodeArgs : [] })))
   /** By the index in `names`, whichever order they started in. */
-  const byName = <T>(inOrder: T[]): T[] => [0, 1].map(i => inOrder[order.indexOf(i)] as T)
-  const servers = byName(started)
+  const servers = [0, 1].map(i => started[order.indexOf(i)] as ServerProcess)
   try {
-    const results = byName(await Promise.all(order.map(i => {
-      const server = servers[i] as ServerProcess
-      return runDeliveries({ dialect: server.dialect, host: server.host, port: server.port, pid: server.pid }, workload.spec)
-    })))
-    const latencies = results.map(result => (result.phases[result.phases.length - 1] as (typeof result.phases)[number]).latencyMs)
-    const [a, b] = latencies as [typeof latencies[number], typeof latencies[number]]
-    if (results.some(result => result.lost > 0 || result.duplicates > 0 || result.reordered > 0 || result.misrouted > 0)) faulty = true
-    const winner = a.p50 <= b.p50 ? names[0] as ServerName : names[1] as ServerName
-    lowerP50.set(winner, (lowerP50.get(winner) ?? 0) + 1)
-    ratios.p50.push(a.p50 / b.p50)
-    ratios.p99.push(a.p99 / b.p99)
-    const cpu = results.map(cpuPerDelivery)
-    ratios.cpu.push((cpu[0] as number) / (cpu[1] as number))
-    console.log(JSON.stringify({
-      repeat,
-      first: names[order[0] as number],
-      ...Object.fromEntries(names.map((name, i) => [name, {
-        ...latencies[i],
-        lost: results[i]?.lost,
-        stealPct: results[i]?.phases.at(-1)?.usage.stealPct,
-        serverCpuUsPerDelivery: round(cpu[i] as number, 2),
-        duplicates: results[i]?.duplicates,
-        // Every phase, for workloads with more than one (overload: unloaded, then loaded).
-        phases: Object.fromEntries((results[i]?.phases ?? []).map(phase => [phase.name, phase.latencyMs]))
-      }]))
-    }))
+    if (workload.kind === 'tasks') await tasksRun(repeat, servers, order, workload.spec)
+    else await deliveriesRun(repeat, servers, order, workload.spec)
   } finally {
     await Promise.all(servers.map(server => server.stop()))
   }
 }
-console.log(`lower p50 in: ${[...lowerP50].map(([name, wins]) => `${name} ${wins}`).join(', ')} of ${repeats} runs`)
 const spread = (values: number[]): string => `${round(median(values), 2)}× (${round(Math.min(...values), 2)}–${round(Math.max(...values), 2)})`
-console.log(`${names[0]} ÷ ${names[1]}, median of the per-run ratios (range): p50 ${spread(ratios.p50)}, p99 ${spread(ratios.p99)}, server CPU per delivery ${spread(ratios.cpu)}`)
+if (workload.kind === 'tasks') {
+  for (const [task, { p50, p99 }] of taskRatios) {
+    console.log(`${task}: ${names[0]} ÷ ${names[1]}, median of the per-run ratios (range): p50 ${spread(p50)}, p99 ${spread(p99)}`)
+  }
+} else {
+  console.log(`lower p50 in: ${[...lowerP50].map(([name, wins]) => `${name} ${wins}`).join(', ')} of ${repeats} runs`)
+  console.log(`${names[0]} ÷ ${names[1]}, median of the per-run ratios (range): p50 ${spread(ratios.p50)}, p99 ${spread(ratios.p99)}, server CPU per delivery ${spread(ratios.cpu)}`)
+}
 if (faulty) {
-  console.error('a reader lost a message, got one twice or out of order, or got one from another room')
+  console.error(workload.kind === 'tasks' ? 'a task failed or answered wrongly' : 'a reader lost a message, got one twice or out of order, or got one from another room')
   process.exit(1)
 }

@@ -85,6 +85,57 @@ export async function runTasksOverWebSocket (target: Target, workload: TaskWorkl
 }
 
 /**
+ * Sequential `task` round trips to two servers at once, taking turns: one round trip to the first, one
+ * to the second, and so on, so that both see the same minute of this machine and never load it
+ * together. Each round trip is timed alone, as in runTasksOverWebSocket.
+ */
+export async function runTasksAlternating (targets: readonly [Target, Target], workload: TaskWorkload): Promise<[TaskResult, TaskResult]> {
+  const peers = await Promise.all(targets.map(target => BenchPeer.connect(target.dialect, target.host, target.port, () => {})))
+  const { json, value } = payload(workload.payloadBytes)
+  const results: [TaskResult, TaskResult] = [{ byTask: {}, usage: undefined }, { byTask: {}, usage: undefined }]
+  try {
+    for (const name of TASK_NAMES) {
+      const warmUntil = performance.now() + workload.warmupMs
+      while (performance.now() < warmUntil) {
+        for (const peer of peers) await peer.task(name, json)
+      }
+      const histograms = peers.map(() => latencyHistogram())
+      const failures = peers.map(() => 0)
+      const counts = peers.map(() => 0)
+      const stopWindows = targets.map(target => startWindow(target.pid))
+      const started = performance.now()
+      const until = started + workload.durationMs
+      for (let turn = 0; performance.now() < until; turn++) {
+        // Which one goes first alternates too: the second of two may find the first's warm caches.
+        for (let k = 0; k < 2; k++) {
+          const i = (turn + k) % 2
+          const t0 = performance.now()
+          let answer: unknown
+          try {
+            answer = await (peers[i] as BenchPeer).task(name, json)
+          } catch {
+            failures[i]!++
+            continue
+          }
+          histograms[i]!.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)))
+          if (!answerIsRight(name, answer, value)) failures[i]!++
+          counts[i]!++
+        }
+      }
+      const seconds = (performance.now() - started) / 1000
+      for (let i = 0; i < 2; i++) {
+        const result = results[i] as TaskResult
+        result.byTask[name] = { roundTripsPerSec: Math.round((counts[i] as number) / seconds), latencyMs: summarize(histograms[i]!), failures: failures[i] as number }
+        result.usage = (stopWindows[i] as () => WindowUsage)()
+      }
+    }
+  } finally {
+    for (const peer of peers) peer.destroy()
+  }
+  return results
+}
+
+/**
  * The same round trips straight into a one-thread piscina pool on lib/task-worker.js, from this process,
  * with the request shape and pool options that lib/task-runner.ts uses (no abort signal: that is the
  * server's bookkeeping, part of what is being compared).
