@@ -84,29 +84,36 @@ interface CachedResult {
   expiresAt: number
 }
 
-/** FIFO per priority level; a head index per level keeps shift O(1) on long queues. */
+/** Slots a drained level keeps, as in the outbox: emptying an array through its length frees its storage. */
+const KEPT_SLOTS = 16
+
+/** FIFO per priority level; head and tail indexes per level keep shift O(1) on long queues. */
 class PriorityQueue {
   private readonly levels: Array<Array<Job | undefined>> = Array.from({ length: PRIORITY_LEVELS }, () => [])
   private readonly heads: number[] = new Array<number>(PRIORITY_LEVELS).fill(0)
+  private readonly tails: number[] = new Array<number>(PRIORITY_LEVELS).fill(0)
   size = 0
 
   push (job: Job): void {
-    this.levels[job.priority]!.push(job)
+    this.levels[job.priority]![this.tails[job.priority]!++] = job
     this.size++
   }
 
   shift (): Job | undefined {
-    for (let level = 0; level < this.levels.length; level++) {
+    for (let level = 0; level < PRIORITY_LEVELS; level++) {
       const items = this.levels[level]!
       let head = this.heads[level]!
-      if (head === items.length) continue
+      const tail = this.tails[level]!
+      if (head === tail) continue
       const job = items[head]
       items[head++] = undefined
-      if (head === items.length) {
-        items.length = 0
+      if (head === tail) {
         head = 0
-      } else if (head >= 1024 && head * 2 >= items.length) {
-        items.splice(0, head)
+        this.tails[level] = 0
+        if (items.length > KEPT_SLOTS) this.levels[level] = []
+      } else if (head >= 1024 && head * 2 >= tail) {
+        this.levels[level] = items.slice(head, tail)
+        this.tails[level] = tail - head
         head = 0
       }
       this.heads[level] = head
@@ -118,14 +125,15 @@ class PriorityQueue {
 
   removeWhere (predicate: (job: Job) => boolean): Job[] {
     const removed: Job[] = []
-    for (let level = 0; level < this.levels.length; level++) {
+    for (let level = 0; level < PRIORITY_LEVELS; level++) {
       const kept: Job[] = []
-      for (const job of this.levels[level]!.slice(this.heads[level])) {
+      for (const job of this.levels[level]!.slice(this.heads[level], this.tails[level])) {
         if (predicate(job!)) removed.push(job!)
         else kept.push(job!)
       }
       this.levels[level] = kept
       this.heads[level] = 0
+      this.tails[level] = kept.length
     }
     this.size -= removed.length
     return removed
@@ -415,35 +423,38 @@ export class PiscinaWorkerPool implements WorkerPool {
   private start (job: Job): void {
     job.running = true
     this.running++
-    const now = performance.now()
-    this.stats.waitSeconds.observe((now - job.enqueuedAt) / 1000)
+    const startedAt = performance.now()
+    this.stats.waitSeconds.observe((startedAt - job.enqueuedAt) / 1000)
     if (job.attempt === 1) job.firstAttemptAt = Date.now()
     const abort = new TaskAbort()
     const timer = setTimeout(() => abort.abort(this.timeoutMessage(job)), job.timeoutMs)
     const request: WorkerRequest = { name: job.name, data: job.data, attempt: job.attempt, deadline: Date.now() + job.timeoutMs }
     // Both handlers finish the attempt themselves: one promise step between the worker's reply and the
-    // job's settlement, since every step is latency on a task's round trip.
-    const finish = (outcome: Outcome): void => {
-      clearTimeout(timer)
-      this.running--
-      job.running = false
-      this.observeDuration(job.name, (performance.now() - now) / 1000)
-      this.finishAttempt(job, outcome)
-      this.pump()
-    }
+    // job's settlement, since every step is latency on a task's round trip. They stay anonymous: tsx
+    // (keepNames) gives a named closure its name with a defineProperty call each time it is created.
     this.pool.run(request, { signal: abort }).then(
       reply => {
-        if (reply.ok) finish(reply)
-        else finish({ ok: false, error: new TaskError(reply.timedOut ? 'timeout' : 'task_failed', reply.timedOut ? this.timeoutMessage(job) : reply.message) })
+        this.finish(job, timer, startedAt, reply.ok
+          ? reply
+          : { ok: false, error: new TaskError(reply.timedOut ? 'timeout' : 'task_failed', reply.timedOut ? this.timeoutMessage(job) : reply.message) })
       },
       (error: Error) => {
-        finish({ ok: false, error: this.closed
+        this.finish(job, timer, startedAt, { ok: false, error: this.closed
           ? new TaskError('shutting_down', 'the server shut down while the task ran')
           : abort.aborted
             ? new TaskError('timeout', this.timeoutMessage(job))
             : new TaskError('task_failed', `the worker running ${job.name} crashed: ${error.message}`) })
       }
     )
+  }
+
+  private finish (job: Job, timer: NodeJS.Timeout, startedAt: number, outcome: Outcome): void {
+    clearTimeout(timer)
+    this.running--
+    job.running = false
+    this.observeDuration(job.name, (performance.now() - startedAt) / 1000)
+    this.finishAttempt(job, outcome)
+    this.pump()
   }
 
   private timeoutMessage (job: Job): string {
