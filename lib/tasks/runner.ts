@@ -44,6 +44,9 @@ interface Job {
   enqueuedAt: number
   firstAttemptAt: number
   retryTimer: NodeJS.Timeout | undefined
+  /** The running attempt's: performance.now() at which it is aborted, and its signal. */
+  deadlineAt: number
+  abort: TaskAbort | undefined
   readonly promise: Promise<unknown>
   readonly resolve: (value: unknown) => void
   readonly reject: (error: TaskError) => void
@@ -207,6 +210,13 @@ export class PiscinaWorkerPool implements WorkerPool {
   private deadLetterNext = 0
   private readonly idleWaiters = new Set<() => void>()
   private running = 0
+  /**
+   * Running attempts, whose deadlines one timer checks: it is armed for the earliest and left armed when
+   * that attempt finishes first, so a task costs no timer of its own (about 1 % of a round trip).
+   */
+  private readonly runningJobs = new Set<Job>()
+  private deadlineTimer: NodeJS.Timeout | undefined
+  private deadlineTimerAt = Infinity
   private draining = false
   private closed = false
   private closing: Promise<void> | undefined
@@ -311,6 +321,8 @@ export class PiscinaWorkerPool implements WorkerPool {
       enqueuedAt: performance.now(),
       firstAttemptAt: 0,
       retryTimer: undefined,
+      deadlineAt: 0,
+      abort: undefined,
       promise,
       resolve: resolveJob,
       reject: rejectJob
@@ -382,6 +394,7 @@ export class PiscinaWorkerPool implements WorkerPool {
     this.draining = true
     this.closed = true
     clearInterval(this.resultSweeper)
+    clearTimeout(this.deadlineTimer)
     this.results.clear()
     this.abandonWaiting()
     // destroy rather than close: close waits up to closeTimeout for running tasks, and drain already gave them their time.
@@ -427,19 +440,22 @@ export class PiscinaWorkerPool implements WorkerPool {
     this.stats.waitSeconds.observe((startedAt - job.enqueuedAt) / 1000)
     if (job.attempt === 1) job.firstAttemptAt = Date.now()
     const abort = new TaskAbort()
-    const timer = setTimeout(() => abort.abort(this.timeoutMessage(job)), job.timeoutMs)
+    job.abort = abort
+    job.deadlineAt = startedAt + job.timeoutMs
+    this.runningJobs.add(job)
+    if (job.deadlineAt < this.deadlineTimerAt) this.armDeadlineTimer(job.deadlineAt, startedAt)
     const request: WorkerRequest = { name: job.name, data: job.data, attempt: job.attempt, deadline: Date.now() + job.timeoutMs }
     // Both handlers finish the attempt themselves: one promise step between the worker's reply and the
     // job's settlement, since every step is latency on a task's round trip. They stay anonymous: tsx
     // (keepNames) gives a named closure its name with a defineProperty call each time it is created.
     this.pool.run(request, { signal: abort }).then(
       reply => {
-        this.finish(job, timer, startedAt, reply.ok
+        this.finish(job, startedAt, reply.ok
           ? reply
           : { ok: false, error: new TaskError(reply.timedOut ? 'timeout' : 'task_failed', reply.timedOut ? this.timeoutMessage(job) : reply.message) })
       },
       (error: Error) => {
-        this.finish(job, timer, startedAt, { ok: false, error: this.closed
+        this.finish(job, startedAt, { ok: false, error: this.closed
           ? new TaskError('shutting_down', 'the server shut down while the task ran')
           : abort.aborted
             ? new TaskError('timeout', this.timeoutMessage(job))
@@ -448,13 +464,35 @@ export class PiscinaWorkerPool implements WorkerPool {
     )
   }
 
-  private finish (job: Job, timer: NodeJS.Timeout, startedAt: number, outcome: Outcome): void {
-    clearTimeout(timer)
+  private finish (job: Job, startedAt: number, outcome: Outcome): void {
+    this.runningJobs.delete(job)
+    job.abort = undefined
     this.running--
     job.running = false
     this.observeDuration(job.name, (performance.now() - startedAt) / 1000)
     this.finishAttempt(job, outcome)
     this.pump()
+  }
+
+  /** Unref'd: a running task keeps the process alive through piscina's worker, not through this timer. */
+  private armDeadlineTimer (at: number, now: number): void {
+    clearTimeout(this.deadlineTimer)
+    this.deadlineTimerAt = at
+    this.deadlineTimer = setTimeout(this.checkDeadlines, Math.max(0, Math.ceil(at - now)))
+    this.deadlineTimer.unref()
+  }
+
+  /** Aborts the attempts past their deadline and arms the timer for the next one. */
+  private readonly checkDeadlines = (): void => {
+    this.deadlineTimer = undefined
+    this.deadlineTimerAt = Infinity
+    const now = performance.now()
+    let next = Infinity
+    for (const job of this.runningJobs) {
+      if (job.deadlineAt <= now) job.abort?.abort(this.timeoutMessage(job))
+      else if (job.deadlineAt < next) next = job.deadlineAt
+    }
+    if (next !== Infinity) this.armDeadlineTimer(next, now)
   }
 
   private timeoutMessage (job: Job): string {

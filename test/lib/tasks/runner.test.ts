@@ -86,6 +86,27 @@ t.test('caps the tasks of one owner', async t => {
   t.equal(runner.stats.dropped.get('connection_limit'), 1)
 })
 
+t.test('running tasks with different timeouts are each aborted at their own', async t => {
+  const runner = await createRunner(t, { workers: 2, taskTimeoutMs: 5000 })
+  const timedOut = (request: TaskRequest): Promise<number> => {
+    const started = performance.now()
+    return runner.submit(request).then(() => Infinity, () => performance.now() - started)
+  }
+  // Both workers up first, so that each task below starts when it is submitted. The worker's own
+  // signal (a Date.now() deadline, whole milliseconds) may fire a little before the runner's.
+  await until(() => runner.utilization >= 0 && (runner as unknown as { pool: { threads: unknown[] } }).pool.threads.length === 2)
+  await Promise.all([runner.submit(task('slow', { ms: 20 })), runner.submit(task('slow', { ms: 20 }))])
+  // A longer timeout first: the shorter one that starts next must not wait for it.
+  const [long, short] = await Promise.all([timedOut(task('waitForAbort', null, { timeoutMs: 600 })), timedOut(task('waitForAbort', null, { timeoutMs: 60 }))])
+  t.ok(short >= 55 && short < 450, `the 60 ms task was aborted after ${Math.round(short)} ms`)
+  t.ok(long >= 595 && long < 1500, `the 600 ms task was aborted after ${Math.round(long)} ms`)
+  // A shorter timeout first: once it is done, the longer one is still aborted.
+  const [first, second] = await Promise.all([timedOut(task('waitForAbort', null, { timeoutMs: 60 })), timedOut(task('waitForAbort', null, { timeoutMs: 300 }))])
+  t.ok(first >= 55 && first < 250, `the 60 ms task was aborted after ${Math.round(first)} ms`)
+  t.ok(second >= 295 && second < 1200, `the 300 ms task was aborted after ${Math.round(second)} ms`)
+  t.equal(runner.stats.completed.get('timeout'), 4)
+})
+
 t.test('aborts a task at its timeout and keeps serving', async t => {
   const runner = await createRunner(t, { taskTimeoutMs: 300 })
   const started = Date.now()
