@@ -4,7 +4,8 @@ import { CLIENT_KINDS, isClientKind } from './peer.js'
 import { SERVER_NAMES, ServerProcess, TASKSET, applyPrevFlag, pinSelf, type ServerName } from './server-process.js'
 import { median, round } from './stats.js'
 import { TASK_NAMES, runTasksAlternating, type TaskNameResult, type TaskResult, type TaskWorkload } from './tasks.js'
-import { WORKLOAD_NAMES, buildWorkload, type WorkloadName } from './workloads.js'
+import { runPublishTurns, type TurnsResult, type TurnsWorkload } from './turns.js'
+import { WORKLOAD_NAMES, buildWorkload, type Workload, type WorkloadName } from './workloads.js'
 
 /** The servers that run tasks: Switchboard, and the baselines that hand them to piscina. */
 const TASK_SERVERS: readonly ServerName[] = ['switchboard', 'switchboard-prev', 'ws', 'fastify']
@@ -17,7 +18,10 @@ const TASK_SERVERS: readonly ServerName[] = ['switchboard', 'switchboard-prev', 
  * swap places every run, and each run reports both latency and server CPU per delivery.
  *
  * With --workload=tasks the two run sequential task round trips taking turns (one to each, one in flight
- * in all), so each round trip is timed alone on the same minute of the machine.
+ * in all), so each round trip is timed alone on the same minute of the machine. --workload=turns does the
+ * same with publishes to the latency workload's rooms (10 rooms of 10): one publish in flight, awaited
+ * until every member got it, then one to the other server; it measures a publish's own path, with
+ * nothing queued in front of it.
  *
  *   node --import=tsx bench/paired.ts --servers=switchboard,ws --workload=latency --repeats=6
  *   node --import=tsx bench/paired.ts --servers=switchboard,ws --client=ws   # receivers on the ws package's client
@@ -25,6 +29,7 @@ const TASK_SERVERS: readonly ServerName[] = ['switchboard', 'switchboard-prev', 
  *   node --import=tsx bench/paired.ts --servers=switchboard,switchboard-prev --prev=HEAD --node-args=--single-threaded
  *     # Node flags for the first server only: an A/B of one flag
  *   node --import=tsx bench/paired.ts --servers=switchboard,ws --workload=tasks --repeats=8
+ *   node --import=tsx bench/paired.ts --servers=switchboard,ws --workload=turns --repeats=8 --client=ws
  *
  * --smoke runs the workload at its smoke size once, for CI; any run exits 1 when a reader lost a message
  * or got one twice or out of order.
@@ -63,9 +68,13 @@ if (!isClientKind(client)) {
   process.exit(2)
 }
 const sizing = smoke ? { smoke, warmupMs: 200, durationMs: 600, client } : { smoke, warmupMs: warmup * 1000, durationMs: duration * 1000, client }
-const workload = WORKLOAD_NAMES.includes(workloadName) ? buildWorkload(workloadName, sizing) : undefined
-if (workload?.kind !== 'deliveries' && workload?.kind !== 'tasks') {
-  console.error('--workload takes a delivery workload (fanout, saturation, latency, overload) or tasks')
+type PairedWorkload = Workload | { kind: 'turns', spec: TurnsWorkload }
+const workload: PairedWorkload | undefined = (values.workload as string) === 'turns'
+  // The latency workload's rooms, one publish at a time instead of 1000 a second.
+  ? { kind: 'turns', spec: { rooms: smoke ? 2 : 10, members: 10, payloadBytes: 100, client, warmupMs: sizing.warmupMs, durationMs: sizing.durationMs } }
+  : WORKLOAD_NAMES.includes(workloadName) ? buildWorkload(workloadName, sizing) : undefined
+if (workload?.kind !== 'deliveries' && workload?.kind !== 'tasks' && workload?.kind !== 'turns') {
+  console.error('--workload takes a delivery workload (fanout, saturation, latency, overload), tasks or turns')
   process.exit(2)
 }
 if (workload.kind === 'tasks' && !names.every(name => TASK_SERVERS.includes(name))) {
@@ -86,6 +95,8 @@ const lowerP50 = new Map(names.map(name => [name, 0]))
 const ratios: { p50: number[], p99: number[], cpu: number[] } = { p50: [], p99: [], cpu: [] }
 /** Tasks: the same per task name. */
 const taskRatios = new Map(TASK_NAMES.map(name => [name, { p50: [] as number[], p99: [] as number[] }]))
+/** Turns: per delivery, and to the last member of each publish. */
+const turnRatios = { p50: [] as number[], p99: [] as number[], lastP50: [] as number[] }
 /** Server CPU µs per delivery in the measured window of the last phase: steadier than latency under steal. */
 const cpuPerDelivery = (result: Awaited<ReturnType<typeof runDeliveries>>): number => {
   const phase = result.phases.at(-1)
@@ -142,6 +153,16 @@ async function tasksRun (repeat: number, servers: ServerProcess[], order: number
   }))
 }
 
+async function turnsRun (repeat: number, servers: ServerProcess[], order: number[], spec: TurnsWorkload): Promise<void> {
+  const inOrder = await runPublishTurns([targetOf(servers[order[0] as number] as ServerProcess), targetOf(servers[order[1] as number] as ServerProcess)], spec)
+  const [a, b] = [0, 1].map(i => inOrder[order.indexOf(i)] as TurnsResult) as [TurnsResult, TurnsResult]
+  if (a.missing > 0 || b.missing > 0) faulty = true
+  turnRatios.p50.push(a.deliveryMs.p50 / b.deliveryMs.p50)
+  turnRatios.p99.push(a.deliveryMs.p99 / b.deliveryMs.p99)
+  turnRatios.lastP50.push(a.lastMs.p50 / b.lastMs.p50)
+  console.log(JSON.stringify({ repeat, first: names[order[0] as number], [names[0] as string]: a, [names[1] as string]: b }))
+}
+
 for (let repeat = 1; repeat <= repeats; repeat++) {
   // The two swap places every run: the one started and connected first was slower at p50 in a run of
   // the same code against itself (BENCHMARKS.md), so neither may always be first.
@@ -151,13 +172,16 @@ for (let repeat = 1; repeat <= repeats; repeat++) {
   const servers = [0, 1].map(i => started[order.indexOf(i)] as ServerProcess)
   try {
     if (workload.kind === 'tasks') await tasksRun(repeat, servers, order, workload.spec)
+    else if (workload.kind === 'turns') await turnsRun(repeat, servers, order, workload.spec)
     else await deliveriesRun(repeat, servers, order, workload.spec)
   } finally {
     await Promise.all(servers.map(server => server.stop()))
   }
 }
 const spread = (values: number[]): string => `${round(median(values), 2)}× (${round(Math.min(...values), 2)}–${round(Math.max(...values), 2)})`
-if (workload.kind === 'tasks') {
+if (workload.kind === 'turns') {
+  console.log(`${names[0]} ÷ ${names[1]}, median of the per-run ratios (range): delivery p50 ${spread(turnRatios.p50)}, p99 ${spread(turnRatios.p99)}; last member p50 ${spread(turnRatios.lastP50)}`)
+} else if (workload.kind === 'tasks') {
   for (const [task, { p50, p99 }] of taskRatios) {
     console.log(`${task}: ${names[0]} ÷ ${names[1]}, median of the per-run ratios (range): p50 ${spread(p50)}, p99 ${spread(p99)}`)
   }
@@ -166,6 +190,8 @@ if (workload.kind === 'tasks') {
   console.log(`${names[0]} ÷ ${names[1]}, median of the per-run ratios (range): p50 ${spread(ratios.p50)}, p99 ${spread(ratios.p99)}, server CPU per delivery ${spread(ratios.cpu)}`)
 }
 if (faulty) {
-  console.error(workload.kind === 'tasks' ? 'a task failed or answered wrongly' : 'a reader lost a message, got one twice or out of order, or got one from another room')
+  console.error(workload.kind === 'tasks'
+    ? 'a task failed or answered wrongly'
+    : workload.kind === 'turns' ? 'a member did not get a publish within a second' : 'a reader lost a message, got one twice or out of order, or got one from another room')
   process.exit(1)
 }
