@@ -21,7 +21,8 @@ const TASK_SERVERS: readonly ServerName[] = ['switchboard', 'switchboard-prev', 
  * in all), so each round trip is timed alone on the same minute of the machine. --workload=turns does the
  * same with publishes to the latency workload's rooms (10 rooms of 10): one publish in flight, awaited
  * until every member got it, then one to the other server; it measures a publish's own path, with
- * nothing queued in front of it.
+ * nothing queued in front of it. --gap=MS idles that long after each publish, so that the servers sleep
+ * between publishes as they do at a fixed rate.
  *
  *   node --import=tsx bench/paired.ts --servers=switchboard,ws --workload=latency --repeats=6
  *   node --import=tsx bench/paired.ts --servers=switchboard,ws --client=ws   # receivers on the ws package's client
@@ -44,7 +45,8 @@ const { values } = parseArgs({
     smoke: { type: 'boolean', default: false },
     client: { type: 'string', default: 'lean' },
     prev: { type: 'string' },
-    'node-args': { type: 'string', default: '' }
+    'node-args': { type: 'string', default: '' },
+    gap: { type: 'string', default: '0' }
   }
 })
 const smoke = values.smoke === true
@@ -58,8 +60,8 @@ applyPrevFlag(values.prev, names)
 const workloadName = values.workload as WorkloadName
 const duration = Number(values.duration)
 const warmup = Number(values.warmup)
-if (!(duration > 0) || !(warmup >= 0)) {
-  console.error('--duration takes a positive number of seconds, --warmup zero or more')
+if (!(duration > 0) || !(warmup >= 0) || !(Number(values.gap) >= 0)) {
+  console.error('--duration takes a positive number of seconds, --warmup and --gap zero or more')
   process.exit(2)
 }
 const client = values.client
@@ -71,7 +73,7 @@ const sizing = smoke ? { smoke, warmupMs: 200, durationMs: 600, client } : { smo
 type PairedWorkload = Workload | { kind: 'turns', spec: TurnsWorkload }
 const workload: PairedWorkload | undefined = (values.workload as string) === 'turns'
   // The latency workload's rooms, one publish at a time instead of 1000 a second.
-  ? { kind: 'turns', spec: { rooms: smoke ? 2 : 10, members: 10, payloadBytes: 100, client, warmupMs: sizing.warmupMs, durationMs: sizing.durationMs } }
+  ? { kind: 'turns', spec: { rooms: smoke ? 2 : 10, members: 10, payloadBytes: 100, client, warmupMs: sizing.warmupMs, durationMs: sizing.durationMs, gapMs: Number(values.gap) } }
   : WORKLOAD_NAMES.includes(workloadName) ? buildWorkload(workloadName, sizing) : undefined
 if (workload?.kind !== 'deliveries' && workload?.kind !== 'tasks' && workload?.kind !== 'turns') {
   console.error('--workload takes a delivery workload (fanout, saturation, latency, overload), tasks or turns')

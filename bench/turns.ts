@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Target } from './loadgen.js'
 import { BenchPeer, benchPayload, type ClientKind } from './peer.js'
 import { latencyHistogram, summarize, type LatencySummary } from './stats.js'
@@ -10,6 +11,8 @@ export interface TurnsWorkload {
   client: ClientKind
   warmupMs: number
   durationMs: number
+  /** Idle time after each publish, so that the servers sleep between publishes as at a fixed rate; 0 for none. */
+  gapMs: number
 }
 
 export interface TurnsResult {
@@ -111,12 +114,18 @@ export async function runPublishTurns (targets: readonly [Target, Target], workl
     const warmUntil = performance.now() + workload.warmupMs
     let n = 0
     for (; performance.now() < warmUntil; n++) {
-      for (const side of sides) await side.publish(n, false)
+      for (const side of sides) {
+        await side.publish(n, false)
+        if (workload.gapMs > 0) await sleep(workload.gapMs)
+      }
     }
     const until = performance.now() + workload.durationMs
     for (let turn = 0; performance.now() < until; turn++, n++) {
       // Which one goes first alternates too: the second may find caches the first left warm.
-      for (let k = 0; k < 2; k++) await (sides[(turn + k) % 2] as Side).publish(n, true)
+      for (let k = 0; k < 2; k++) {
+        await (sides[(turn + k) % 2] as Side).publish(n, true)
+        if (workload.gapMs > 0) await sleep(workload.gapMs)
+      }
     }
     return [sides[0].result(), sides[1].result()]
   } finally {
