@@ -124,6 +124,8 @@ async function contender (name: string, root: string): Promise<Contender> {
       // The session writes to the socket under the WebSocket; this one counts instead of keeping.
       const socket = new FakeWebSocket(raw as unknown as RawSocket)
       new ClientSession(socket, context) // eslint-disable-line no-new
+      // The welcome is written before the join arrives, as it is for a client on a network.
+      await new Promise(resolve => setImmediate(resolve))
       socket.emit('message', Buffer.from(`{"op":"join","room":"r${r}","ref":1}`), false)
       raw.emit('data')
       publisher ??= socket

@@ -115,15 +115,22 @@ function joinChunks (chunks: readonly (Buffer | undefined)[], count: number, byt
 }
 
 /**
+ * The four priority levels: a queue each, allocated on first use, and what each holds. Plain arrays of
+ * numbers: two typed arrays cost about 0.4 KB more per connection than these.
+ */
+class Levels {
+  readonly queues: (FrameQueue | undefined)[] = [undefined, undefined, undefined, undefined]
+  readonly counts: number[] = [0, 0, 0, 0]
+  readonly bytes: number[] = [0, 0, 0, 0]
+}
+
+/**
  * The bounded per-connection queue with four priority levels and the write pump's per-socket half.
- * Levels are allocated on first use, so an idle connection costs one small object.
+ * The levels are allocated when a second frame has to wait: most connections only ever hold one
+ * frame at a time (see `only`), and then cost one small object.
  */
 export class PriorityOutbox {
-  // Plain arrays of numbers: every connection has an outbox (the welcome goes through it), and two
-  // typed arrays cost about 0.4 KB more per connection than these.
-  private readonly levels: (FrameQueue | undefined)[] = [undefined, undefined, undefined, undefined]
-  private readonly levelCount: number[] = [0, 0, 0, 0]
-  private readonly levelBytes: number[] = [0, 0, 0, 0]
+  private levels: Levels | undefined
   /**
    * The one frame of an otherwise empty outbox, outside the levels: a frame queued and written before
    * the next one comes (every delivery of a lightly loaded server, most of a fan-out's) then touches
@@ -211,14 +218,15 @@ export class PriorityOutbox {
 
   private pushToLevel (frame: OutgoingFrame, size: number): void {
     const priority = frame.priority
-    let level = this.levels[priority]
+    const levels = (this.levels ??= new Levels())
+    let level = levels.queues[priority]
     if (level === undefined) {
       level = new FrameQueue()
-      this.levels[priority] = level
+      levels.queues[priority] = level
     }
     level.push(frame)
-    this.levelCount[priority]!++
-    this.levelBytes[priority]! += size
+    levels.counts[priority]!++
+    levels.bytes[priority]! += size
   }
 
   /** The queue counts already include it. */
@@ -327,13 +335,14 @@ export class PriorityOutbox {
       this.queuedBytes += growth
       return true
     }
-    const level = this.levels[queued.priority]
-    if (level === undefined) return false
+    const levels = this.levels
+    const level = levels?.queues[queued.priority]
+    if (levels === undefined || level === undefined) return false
     const items = level.items
     for (let i = level.tail - 1; i >= level.head; i--) {
       if (items[i] !== queued) continue
       items[i] = next
-      this.levelBytes[queued.priority]! += growth
+      levels.bytes[queued.priority]! += growth
       this.queuedBytes += growth
       return true
     }
@@ -357,18 +366,13 @@ export class PriorityOutbox {
       this.stats.dropped.closed[this.only.priority]!++
       this.only = undefined
     }
-    for (let priority = 0; priority < PRIORITY_LEVELS; priority++) {
-      const level = this.levels[priority]
+    for (const level of this.levels?.queues ?? []) {
       if (level === undefined) continue
       for (const frame of level.drain()) {
         if (this.isLive(frame)) this.stats.dropped.closed[frame.priority]!++
       }
-      this.levels[priority] = undefined
     }
-    for (let level = 0; level < PRIORITY_LEVELS; level++) {
-      this.levelCount[level] = 0
-      this.levelBytes[level] = 0
-    }
+    this.levels = undefined
     this.latestByKey = undefined
     this.queuedMessages = 0
     this.queuedBytes = 0
@@ -405,16 +409,19 @@ export class PriorityOutbox {
   private canFitByEvicting (priority: Priority, size: number): boolean {
     let messages = this.queuedMessages
     let bytes = this.queuedBytes
-    for (let level = PRIORITY_LEVELS - 1; level > priority; level--) {
-      messages -= this.levelCount[level]!
-      bytes -= this.levelBytes[level]!
+    const levels = this.levels
+    for (let level = PRIORITY_LEVELS - 1; level > priority && levels !== undefined; level--) {
+      messages -= levels.counts[level]!
+      bytes -= levels.bytes[level]!
     }
     return messages < this.limits.maxMessages && bytes + size <= this.limits.maxBytes
   }
 
   private evictBelow (priority: Priority, size: number): void {
+    const levels = this.levels
+    if (levels === undefined) return
     for (let level = PRIORITY_LEVELS - 1; level > priority && !this.fits(size); level--) {
-      const queue = this.levels[level]
+      const queue = levels.queues[level]
       if (queue === undefined) continue
       while (!this.fits(size)) {
         const victim = queue.shift()
@@ -426,9 +433,11 @@ export class PriorityOutbox {
 
   /** Takes the oldest live frame of the highest non-empty level out of the accounting. */
   private takeNext (): OutgoingFrame | undefined {
+    const levels = this.levels
+    if (levels === undefined) return undefined
     for (let priority = 0; priority < PRIORITY_LEVELS; priority++) {
-      if (this.levelCount[priority] === 0) continue
-      const queue = this.levels[priority] as FrameQueue
+      if (levels.counts[priority] === 0) continue
+      const queue = levels.queues[priority] as FrameQueue
       let frame = queue.shift()
       while (frame !== undefined && !this.isLive(frame)) frame = queue.shift()
       if (frame === undefined) continue
@@ -456,11 +465,15 @@ export class PriorityOutbox {
     if (frame.room !== undefined) this.listeners.dropped(frame, reason)
   }
 
-  /** The frame's wire bytes are cached on it, so this is the same size that enqueue counted. */
+  /**
+   * Takes a frame of the levels out of the counts. Its wire bytes are cached on it, so this is the same
+   * size that enqueue counted.
+   */
   private account (frame: OutgoingFrame): void {
     const size = frame.wire(this.deflate).length
-    this.levelCount[frame.priority]!--
-    this.levelBytes[frame.priority]! -= size
+    const levels = this.levels as Levels
+    levels.counts[frame.priority]!--
+    levels.bytes[frame.priority]! -= size
     this.queuedMessages--
     this.queuedBytes -= size
   }
