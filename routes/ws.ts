@@ -6,6 +6,7 @@ import { shedUnderPressure } from '../plugins/pressure.js'
 import { ERROR_STATUS } from '../lib/protocol/errors.js'
 import { parseAllowedOrigins, type Config } from '../lib/config.js'
 import { Opcode, createControlFrame, encodeControlFrame } from '../lib/delivery/frame.js'
+import { releaseUpgrade } from '../lib/delivery/ws-adapter.js'
 import { ConnectionEvents } from '../lib/node/connection-events.js'
 import { ClientSession, type SessionContext } from '../lib/node/session.js'
 import { Priority } from '../lib/protocol/priority.js'
@@ -88,8 +89,12 @@ const wsRoute: FastifyPluginAsync<WsRouteOptions> = async (fastify, opts) => {
     // tracks in its preClose hook, which runs before our drain and would cut it short (close code 1005).
     // A host may run without client tracking (clientTracking: false): then there is nothing to remove.
     fastify.websocketServer.clients?.delete(socket)
+    const upgradeErrorListeners = socket.listeners('error')
     // The session registers itself with the hub and unregisters when the socket closes.
     new ClientSession(socket, context, identities.get(request.raw), request.ip)
+    // About 3 KB per connection (BENCHMARKS.md). The session handles its socket's errors itself, so a
+    // host's @fastify/websocket errorHandler is not called for these connections.
+    releaseUpgrade(socket, upgradeErrorListeners)
   })
 }
 

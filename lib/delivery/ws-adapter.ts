@@ -55,6 +55,22 @@ export function onPeerClose (socket: WebSocket, listener: PeerCloseListener): vo
   receiver.on('conclude', onConclude)
 }
 
+interface UpgradeResponse {
+  detachSocket (socket: Socket): void
+}
+
+/**
+ * Lets the upgrade's HTTP request and response be collected, which a connection otherwise keeps for
+ * its whole life: the response stays assigned to the stream, and `listeners` (the host's 'error'
+ * listeners, such as @fastify/websocket's) close over the request and reply. They are removed, so the
+ * socket must have an 'error' listener of its own by now.
+ */
+export function releaseUpgrade (socket: WebSocket, listeners: readonly Function[]): void {
+  const stream = streamOf(socket) as Socket & { _httpMessage?: UpgradeResponse | null }
+  stream._httpMessage?.detachSocket(stream)
+  for (const listener of listeners) socket.removeListener('error', listener as (error: Error) => void)
+}
+
 /** Stops `ws` from answering pings with its own writer: the session queues the pongs in the outbox. */
 export function takeOverPongs (socket: WebSocket): void {
   internals(socket)._autoPong = false

@@ -185,10 +185,14 @@ export class ClientSession implements OpSession, OutboxListeners, PeerCloseListe
     if (data.length <= 125) this.outbox.enqueue(createControlFrame(encodeControlFrame(Opcode.pong, data), Priority.critical))
   }
 
-  /** ws closes the connection itself after a protocol error (bad frame, invalid UTF-8): stop writing first. */
+  /**
+   * After a protocol error (bad frame, invalid UTF-8) ws has written its close frame with the RFC 6455
+   * code: nothing more is written, and the peer's answer is not waited for.
+   */
   protocolFailure (error: Error): void {
     this.context.outboxes.release(this.outbox)
     this.context.events.info('protocol_failure', { client: this.id, reason: error.message }, 'closed a connection that broke the WebSocket protocol')
+    this.socket.terminate()
   }
 
   handleMessage (data: Buffer, isBinary: boolean): void {

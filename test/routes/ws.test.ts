@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import t from 'tap'
 import { TestClient, buildApp, injectClient, listenApp } from '../helpers/app.js'
 
@@ -141,4 +143,27 @@ t.test('closing a connection leaves its rooms', async t => {
   await client.closed
   await new Promise(resolve => setTimeout(resolve, 20))
   t.same(app.hub.stats(), { connections: 0, rooms: 0, memberships: 0 })
+})
+
+t.test('an open connection does not keep the request of its upgrade', async t => {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  const { app, url } = await listenApp(t)
+  const upgrades: WeakRef<object>[] = []
+  app.websocketServer.on('connection', (_socket: unknown, request: object) => { upgrades.push(new WeakRef(request)) })
+  const client = await TestClient.connect(`${url}/ws`)
+  await client.op('welcome')
+  t.equal(upgrades.length, 1)
+  // deref() keeps its target alive until the end of the current job, so each collection runs in a later one.
+  let collected = false
+  for (let i = 0; i < 10 && !collected; i++) {
+    await new Promise(resolve => setTimeout(resolve, 10))
+    gc()
+    await new Promise(resolve => setImmediate(resolve))
+    collected = upgrades[0]?.deref() === undefined
+  }
+  t.ok(collected, 'the upgrade request was collected')
+  t.same(await client.request({ op: 'ping' }), { op: 'pong', ref: 1 }, 'the connection still works')
+  client.close()
+  await client.closed
 })
