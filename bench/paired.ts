@@ -1,14 +1,11 @@
 import { parseArgs } from 'node:util'
 import { runDeliveries, type DeliveryResult, type DeliveryWorkload, type Target } from './loadgen.js'
 import { CLIENT_KINDS, isClientKind } from './peer.js'
-import { SERVER_NAMES, ServerProcess, TASKSET, applyPrevFlag, pinSelf, type ServerName } from './server-process.js'
+import { SERVER_NAMES, ServerProcess, TASKLESS_SERVERS, TASKSET, applyPrevFlag, pinSelf, type ServerName } from './server-process.js'
 import { median, round } from './stats.js'
 import { TASK_NAMES, runTasksAlternating, type TaskNameResult, type TaskResult, type TaskWorkload } from './tasks.js'
 import { runPublishTurns, type TurnsResult, type TurnsWorkload } from './turns.js'
 import { WORKLOAD_NAMES, buildWorkload, type Workload, type WorkloadName } from './workloads.js'
-
-/** The servers that run tasks: Switchboard, and the baselines that hand them to piscina. */
-const TASK_SERVERS: readonly ServerName[] = ['switchboard', 'switchboard-prev', 'ws', 'fastify']
 
 /**
  * Two servers under the same delivery workload at the same time, both on the server core, each with its
@@ -79,8 +76,8 @@ if (workload?.kind !== 'deliveries' && workload?.kind !== 'tasks' && workload?.k
   console.error('--workload takes a delivery workload (fanout, saturation, latency, overload), tasks or turns')
   process.exit(2)
 }
-if (workload.kind === 'tasks' && !names.every(name => TASK_SERVERS.includes(name))) {
-  console.error(`--workload=tasks takes two of ${TASK_SERVERS.join(', ')}`)
+if (workload.kind === 'tasks' && names.some(name => TASKLESS_SERVERS.includes(name))) {
+  console.error(`--workload=tasks does not run on ${TASKLESS_SERVERS.join(', ')}`)
   process.exit(2)
 }
 const pinned = !smoke && TASKSET && pinSelf(1)

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { runIdle, type IdleResult } from './idle.js'
 import { runDeliveries, type DeliveryResult, type Target } from './loadgen.js'
-import { DEFAULT_SERVERS, ROOT, SERVER_NAMES, ServerProcess, TASKSET, applyPrevFlag, ensureOpenFiles, metricSamples, openFileLimit, pinSelf, type ServerName } from './server-process.js'
+import { DEFAULT_SERVERS, ROOT, SERVER_NAMES, ServerProcess, TASKLESS_SERVERS, TASKSET, applyPrevFlag, ensureOpenFiles, metricSamples, openFileLimit, pinSelf, type ServerName } from './server-process.js'
 import { CLIENT_KINDS, isClientKind } from './peer.js'
 import { LOADGEN_BOTTLENECK_PCT, median, round, type LatencySummary, type WindowUsage } from './stats.js'
 import { measureSweep, type SweepResult } from './sweep.js'
@@ -110,8 +110,7 @@ function contendersFor (workload: Workload): Contender[] {
   if (workload.kind !== 'tasks') return serverNames
   // The protocol v1 servers run tasks (the baselines hand them straight to piscina). Two floors: piscina
   // called from this process with no network in between, and a TCP echo with no worker in between.
-  // Socket.IO, Bun and the Node floor have no piscina pool of their own here.
-  return [...serverNames.filter(name => name !== 'socketio' && name !== 'bun' && name !== 'node-floor'), 'piscina', 'tcp-echo']
+  return [...serverNames.filter(name => !TASKLESS_SERVERS.includes(name)), 'piscina', 'tcp-echo']
 }
 
 const pickLatency = ({ p50, p90, p99, max }: LatencySummary): Omit<LatencySummary, 'count'> => ({ p50, p90, p99, max })

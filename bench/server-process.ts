@@ -13,6 +13,8 @@ export const SERVER_NAMES = ['switchboard', 'ws', 'fastify', 'socketio', 'bun', 
 export type ServerName = (typeof SERVER_NAMES)[number]
 /** What a run compares unless told otherwise: Switchboard, the four baselines and the Node floor. */
 export const DEFAULT_SERVERS: ServerName[] = ['switchboard', 'ws', 'fastify', 'socketio', 'bun', 'node-floor']
+/** Servers with no piscina pool of their own here: they do not run the tasks workload. */
+export const TASKLESS_SERVERS: readonly ServerName[] = ['socketio', 'bun', 'node-floor']
 
 interface ServerDefinition {
   entry: string

@@ -1,3 +1,4 @@
+import { Fifo } from '../fifo.js'
 import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from '../metrics/histogram.js'
 import { PRIORITY_LEVELS, Priority } from '../protocol/priority.js'
 import type { DeflateSettings, OutgoingFrame } from './frame.js'
@@ -51,48 +52,6 @@ export interface OutboxLimits {
 }
 
 
-/**
- * Slots a drained level keeps for its next burst. Emptying an array by setting its length to 0 frees
- * its storage, and the next push allocated it again; a larger array is let go, so that a connection
- * does not keep the storage of its longest burst.
- */
-const KEPT_SLOTS = 16
-
-/** FIFO of frames with an advancing head, compacted now and then, so shift() is O(1) amortised. */
-class FrameQueue {
-  items: (OutgoingFrame | undefined)[] = []
-  head = 0
-  tail = 0
-
-  push (frame: OutgoingFrame): void {
-    this.items[this.tail++] = frame
-  }
-
-  shift (): OutgoingFrame | undefined {
-    if (this.head === this.tail) return undefined
-    const frame = this.items[this.head] as OutgoingFrame
-    this.items[this.head++] = undefined
-    if (this.head === this.tail) {
-      this.head = 0
-      this.tail = 0
-      if (this.items.length > KEPT_SLOTS) this.items = []
-    } else if (this.head >= 1024 && this.head * 2 >= this.tail) {
-      this.items = this.items.slice(this.head, this.tail)
-      this.tail -= this.head
-      this.head = 0
-    }
-    return frame
-  }
-
-  drain (): OutgoingFrame[] {
-    const rest = this.items.slice(this.head, this.tail) as OutgoingFrame[]
-    this.items = []
-    this.head = 0
-    this.tail = 0
-    return rest
-  }
-}
-
 const EMPTY = Buffer.alloc(0)
 /** Up to this many bytes, a batch is copied into one buffer, which Buffer.allocUnsafe serves from Node's pool. */
 const POOLED_COPY_LIMIT = Buffer.poolSize >>> 1
@@ -119,7 +78,7 @@ function joinChunks (chunks: readonly (Buffer | undefined)[], count: number, byt
  * numbers: two typed arrays cost about 0.4 KB more per connection than these.
  */
 class Levels {
-  readonly queues: (FrameQueue | undefined)[] = [undefined, undefined, undefined, undefined]
+  readonly queues: (Fifo<OutgoingFrame> | undefined)[] = [undefined, undefined, undefined, undefined]
   readonly counts: number[] = [0, 0, 0, 0]
   readonly bytes: number[] = [0, 0, 0, 0]
 }
@@ -221,7 +180,7 @@ export class PriorityOutbox {
     const levels = (this.levels ??= new Levels())
     let level = levels.queues[priority]
     if (level === undefined) {
-      level = new FrameQueue()
+      level = new Fifo<OutgoingFrame>()
       levels.queues[priority] = level
     }
     level.push(frame)
@@ -437,7 +396,7 @@ export class PriorityOutbox {
     if (levels === undefined) return undefined
     for (let priority = 0; priority < PRIORITY_LEVELS; priority++) {
       if (levels.counts[priority] === 0) continue
-      const queue = levels.queues[priority] as FrameQueue
+      const queue = levels.queues[priority] as Fifo<OutgoingFrame>
       let frame = queue.shift()
       while (frame !== undefined && !this.isLive(frame)) frame = queue.shift()
       if (frame === undefined) continue

@@ -45,7 +45,7 @@ export async function createEngine (options: EngineOptions): Promise<Engine> {
   const usesRedis = options.broker === 'redis' || options.history === 'redis' || options.presence === 'redis'
   if (!usesRedis && options.history === 'memory' && options.broker === 'memory') return createMemoryEngine(options)
   // Loaded only when configured: the clients of Redis, NATS, RabbitMQ and PostgreSQL cost a server on
-  // the memory engine about 36 MB and a quarter of a second at boot (BENCHMARKS.md).
+  // the memory engine about 14 MB of RSS and 200 ms at boot (BENCHMARKS.md).
   const { createServiceEngine } = await import('./services.js')
   return await createServiceEngine(options, usesRedis)
 }

@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks'
 import { pathToFileURL } from 'node:url'
 import { Piscina } from 'piscina'
 import { ConfigError, type Config } from '../config.js'
+import { Fifo } from '../fifo.js'
 import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from '../metrics/histogram.js'
 import { PRIORITY_LEVELS, parsePriority, type Priority } from '../protocol/priority.js'
 import { TaskError, type DeadLetter, type TaskErrorCode, type WorkerPool, type TaskRequest, type TaskStats } from './types.js'
@@ -87,39 +88,20 @@ interface CachedResult {
   expiresAt: number
 }
 
-/** Slots a drained level keeps, as in the outbox: emptying an array through its length frees its storage. */
-const KEPT_SLOTS = 16
-
-/** FIFO per priority level; head and tail indexes per level keep shift O(1) on long queues. */
+/** FIFO per priority level. */
 class PriorityQueue {
-  private readonly levels: Array<Array<Job | undefined>> = Array.from({ length: PRIORITY_LEVELS }, () => [])
-  private readonly heads: number[] = new Array<number>(PRIORITY_LEVELS).fill(0)
-  private readonly tails: number[] = new Array<number>(PRIORITY_LEVELS).fill(0)
+  private readonly levels: Fifo<Job>[] = Array.from({ length: PRIORITY_LEVELS }, () => new Fifo<Job>())
   size = 0
 
   push (job: Job): void {
-    this.levels[job.priority]![this.tails[job.priority]!++] = job
+    this.levels[job.priority]!.push(job)
     this.size++
   }
 
   shift (): Job | undefined {
-    for (let level = 0; level < PRIORITY_LEVELS; level++) {
-      const items = this.levels[level]!
-      let head = this.heads[level]!
-      const tail = this.tails[level]!
-      if (head === tail) continue
-      const job = items[head]
-      items[head++] = undefined
-      if (head === tail) {
-        head = 0
-        this.tails[level] = 0
-        if (items.length > KEPT_SLOTS) this.levels[level] = []
-      } else if (head >= 1024 && head * 2 >= tail) {
-        this.levels[level] = items.slice(head, tail)
-        this.tails[level] = tail - head
-        head = 0
-      }
-      this.heads[level] = head
+    for (const level of this.levels) {
+      const job = level.shift()
+      if (job === undefined) continue
       this.size--
       return job
     }
@@ -128,15 +110,11 @@ class PriorityQueue {
 
   removeWhere (predicate: (job: Job) => boolean): Job[] {
     const removed: Job[] = []
-    for (let level = 0; level < PRIORITY_LEVELS; level++) {
-      const kept: Job[] = []
-      for (const job of this.levels[level]!.slice(this.heads[level], this.tails[level])) {
-        if (predicate(job!)) removed.push(job!)
-        else kept.push(job!)
+    for (const level of this.levels) {
+      for (const job of level.drain()) {
+        if (predicate(job)) removed.push(job)
+        else level.push(job)
       }
-      this.levels[level] = kept
-      this.heads[level] = 0
-      this.tails[level] = kept.length
     }
     this.size -= removed.length
     return removed
