@@ -2,11 +2,11 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { ROOT } from './server-process.js'
 
 /**
- * A helper process of the harness (the sweep writer, the TCP echo floor) with an IPC channel, pinned to
+ * A helper process of the harness (the sweep writer, the TCP echo floor, scale's load generators) with an IPC channel, pinned to
  * `cpu` when given: these floors must run where the servers run to mean anything.
  */
-export function spawnHelper (entry: string, cpu: number | undefined): ChildProcess {
-  const node = [process.execPath, '--import=tsx', entry]
+export function spawnHelper (entry: string, cpu: number | undefined, entryArgs: string[] = []): ChildProcess {
+  const node = [process.execPath, '--import=tsx', entry, ...entryArgs]
   const [command, args] = cpu === undefined ? [node[0] as string, node.slice(1)] : ['taskset', ['-c', String(cpu), ...node]]
   return spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
 }
@@ -21,7 +21,9 @@ export function nextMessage<T> (child: ChildProcess, pick: (message: Record<stri
       child.off('exit', onExit)
       resolve(value)
     }
-    const onExit = (): void => reject(new Error(`helper process ${String(child.spawnargs.at(-1))} exited`))
+    const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
+      reject(new Error(`helper process ${child.spawnargs.join(' ')} exited (code ${code}, signal ${signal})`))
+    }
     child.on('message', onMessage)
     child.once('exit', onExit)
   })

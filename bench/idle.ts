@@ -34,7 +34,7 @@ const SAMPLE_MS = 200
 const STABLE_SAMPLES = 5
 
 /** Waits until the server's RSS varies by less than 0.5 % over a second, or `maxMs` passes. */
-async function settledRss (pid: number, maxMs: number): Promise<{ rss: number, settled: boolean }> {
+export async function settledRss (pid: number, maxMs: number): Promise<{ rss: number, settled: boolean }> {
   const started = performance.now()
   const recent: number[] = []
   for (;;) {

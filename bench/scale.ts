@@ -1,0 +1,147 @@
+import type { ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { parseArgs } from 'node:util'
+import { nextMessage, spawnHelper } from './child.js'
+import { settledRss } from './idle.js'
+import { BenchPeer, benchPayload, isClientKind } from './peer.js'
+import { ServerProcess, openFileLimit } from './server-process.js'
+import { latencyHistogram, round, summarize } from './stats.js'
+
+const USAGE = `Usage: node --import=tsx bench/scale.ts [options]
+The scale a user plans for: N connections joined to one room, spread over several Switchboard nodes
+clustered over Redis (a process holds fewer sockets than the hard limit on open files), and a 1 msg/s
+broadcast to all of them from a client of the first node.
+  --connections=100000   clients, split evenly over the nodes, one load-generator process per node
+  --nodes=6              Switchboard processes (BROKER=redis)
+  --broadcasts=10        messages published, one per second
+  --client=lean          or ws
+  --redis=redis://127.0.0.1:6379
+  --smoke                600 connections, 2 nodes, 2 broadcasts: what CI runs`
+
+const { values: flags } = parseArgs({
+  options: {
+    connections: { type: 'string', default: '100000' },
+    nodes: { type: 'string', default: '6' },
+    broadcasts: { type: 'string', default: '10' },
+    client: { type: 'string', default: 'lean' },
+    redis: { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
+    smoke: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false }
+  }
+})
+if (flags.help) {
+  console.log(USAGE)
+  process.exit(0)
+}
+const connections = flags.smoke ? 600 : Number(flags.connections)
+const nodeCount = flags.smoke ? 2 : Number(flags.nodes)
+const broadcasts = flags.smoke ? 2 : Number(flags.broadcasts)
+const client = flags.client
+if (!Number.isInteger(connections) || !Number.isInteger(nodeCount) || !Number.isInteger(broadcasts) || connections < nodeCount || nodeCount < 1 || broadcasts < 1 || !isClientKind(client)) {
+  console.error(USAGE)
+  process.exit(2)
+}
+const perNode = Math.ceil(connections / nodeCount)
+// Each node and each load-generator process holds perNode sockets, plus its own files.
+const { hard } = openFileLimit()
+if (perNode + 200 > hard) {
+  console.error(`${perNode} sockets per process exceed the hard limit on open files (${hard}): use more --nodes`)
+  process.exit(2)
+}
+const ROOM = 'everyone'
+const CONNECT_CONCURRENCY = 20
+const BROADCAST_TIMEOUT_MS = 10_000
+const BROADCAST_EVERY_MS = 1000
+const id = randomBytes(4).toString('hex')
+const SETTLE_MAX_MS = 10_000
+/** The nodes' RSS summed, each read once it stopped moving (idle.ts). */
+const settledRssOf = async (nodes: ServerProcess[]): Promise<number> => {
+  const readings = await Promise.all(nodes.map(node => settledRss(node.pid, SETTLE_MAX_MS)))
+  return readings.reduce((total, reading) => total + reading.rss, 0)
+}
+const wallUs = (): number => Math.round((performance.timeOrigin + performance.now()) * 1000)
+
+const nodes: ServerProcess[] = []
+const helpers: ChildProcess[] = []
+try {
+  for (let i = 0; i < nodeCount; i++) {
+    nodes.push(await ServerProcess.start('switchboard', {
+      cpu: undefined,
+      nodeArgs: [],
+      // Connecting this many on two cores delays the nodes' loops past MAX_EVENT_LOOP_DELAY_MS, and
+      // they would shed upgrades (503, retry later): this measures how fast they can take them.
+      env: { BROKER: 'redis', REDIS_URL: flags.redis, REDIS_PREFIX: `scale-${id}:`, NODE_ID: `scale-${i}`, DEMO: 'false', MAX_EVENT_LOOP_DELAY_MS: '0' }
+    }))
+  }
+  const publisher = await BenchPeer.connect('v1', '127.0.0.1', (nodes[0] as ServerProcess).port, () => {}, client)
+  await publisher.join(ROOM)
+  const rssBefore = await settledRssOf(nodes)
+
+  const shares = nodes.map((_, i) => Math.min(perNode, connections - i * perNode))
+  helpers.push(...nodes.map((node, i) => spawnHelper('bench/scale-clients.ts', undefined, [String(node.port), String(shares[i]), String(CONNECT_CONCURRENCY), ROOM, client])))
+  const connected = await Promise.all(helpers.map(helper => nextMessage(helper, message => (typeof message.ms === 'number' ? message.ms : undefined))))
+  const connectSeconds = Math.max(...connected) / 1000
+  const rssPerConnection = (await settledRssOf(nodes) - rssBefore) / connections
+
+  const complete = new Map<number, number>()
+  const waiters = new Map<number, () => void>()
+  for (const helper of helpers) {
+    helper.on('message', (message: { complete?: number }) => {
+      if (typeof message.complete !== 'number') return
+      const done = (complete.get(message.complete) ?? 0) + 1
+      complete.set(message.complete, done)
+      if (done === helpers.length) waiters.get(message.complete)?.()
+    })
+  }
+  for (let n = 1; n <= broadcasts; n++) {
+    const sentAt = performance.now()
+    const arrived = new Promise<void>(resolve => {
+      const timer = setTimeout(resolve, BROADCAST_TIMEOUT_MS)
+      waiters.set(n, () => {
+        clearTimeout(timer)
+        resolve()
+      })
+    })
+    publisher.publish(ROOM, benchPayload(2, 0, n, wallUs(), 100), 2)
+    await arrived
+    const wait = BROADCAST_EVERY_MS - (performance.now() - sentAt)
+    if (wait > 0) await new Promise(resolve => setTimeout(resolve, wait))
+  }
+
+  const reports = await Promise.all(helpers.map(helper => {
+    const report = nextMessage(helper, message => message.receipts as Record<string, number[]> | undefined)
+    helper.send({ report: true })
+    return report
+  }))
+  const all = latencyHistogram()
+  const perBroadcast = Array.from({ length: broadcasts }, (_, k) => {
+    const latencies = reports.flatMap(report => report[String(k + 1)] ?? [])
+    const histogram = latencyHistogram()
+    for (const ms of latencies) histogram.recordValue(Math.max(1, Math.round(ms * 1000)))
+    all.add(histogram)
+    return { delivered: latencies.length, lastMs: round(Math.max(...latencies), 1) }
+  })
+  publisher.destroy()
+  const delivered = perBroadcast.reduce((total, b) => total + b.delivered, 0)
+  const result = {
+    connections,
+    nodes: nodeCount,
+    client,
+    connectPerSec: Math.round(connections / connectSeconds),
+    rssKiBPerConnection: round(rssPerConnection / 1024, 2),
+    broadcasts,
+    delivered,
+    missing: connections * broadcasts - delivered,
+    latencyMs: summarize(all),
+    lastMs: perBroadcast.map(b => b.lastMs)
+  }
+  console.log(JSON.stringify(result))
+  if (result.missing > 0) {
+    console.error(`${result.missing} deliveries did not arrive within ${BROADCAST_TIMEOUT_MS} ms`)
+    process.exitCode = 1
+  }
+} finally {
+  // A failed run must not leave load generators behind (a finished one has exited already).
+  for (const helper of helpers) helper.kill()
+  await Promise.all(nodes.map(node => node.stop()))
+}
