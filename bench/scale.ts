@@ -69,8 +69,9 @@ try {
       cpu: undefined,
       nodeArgs: [],
       // Connecting this many on two cores delays the nodes' loops past MAX_EVENT_LOOP_DELAY_MS, and
-      // they would shed upgrades (503, retry later): this measures how fast they can take them.
-      env: { BROKER: 'redis', REDIS_URL: flags.redis, REDIS_PREFIX: `scale-${id}:`, NODE_ID: `scale-${i}`, DEMO: 'false', MAX_EVENT_LOOP_DELAY_MS: '0' }
+      // they would shed upgrades (503, retry later): this measures how fast they can take them. Joins
+      // then wait on Redis for more than the default 5 s, and would be answered unavailable.
+      env: { BROKER: 'redis', REDIS_URL: flags.redis, REDIS_PREFIX: `scale-${id}:`, NODE_ID: `scale-${i}`, DEMO: 'false', MAX_EVENT_LOOP_DELAY_MS: '0', REDIS_TIMEOUT_MS: '30000' }
     }))
   }
   const publisher = await BenchPeer.connect('v1', '127.0.0.1', (nodes[0] as ServerProcess).port, () => {}, client)
