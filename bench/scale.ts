@@ -1,11 +1,12 @@
 import type { ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { parseArgs } from 'node:util'
+import { Redis } from 'ioredis'
 import { nextMessage, spawnHelper } from './child.js'
 import { settledRss } from './idle.js'
 import { BenchPeer, benchPayload, isClientKind } from './peer.js'
 import { ServerProcess, ensureOpenFiles, openFileLimit } from './server-process.js'
-import { latencyHistogram, round, summarize } from './stats.js'
+import { latencyHistogram, round, summarize, type LatencySummary } from './stats.js'
 
 const USAGE = `Usage: node --import=tsx bench/scale.ts [options]
 The scale a user plans for: N connections joined to one room, spread over several Switchboard nodes
@@ -57,6 +58,8 @@ const BROADCAST_TIMEOUT_MS = 10_000
 const BROADCAST_EVERY_MS = 1000
 const id = randomBytes(4).toString('hex')
 const SETTLE_MAX_MS = 10_000
+const STOP_GRACE_MS = 30_000
+const prefix = `scale-${id}:`
 /** The nodes' RSS summed, each read once it stopped moving (idle.ts). */
 const settledRssOf = async (nodes: ServerProcess[]): Promise<number> => {
   const readings = await Promise.all(nodes.map(node => settledRss(node.pid, SETTLE_MAX_MS)))
@@ -71,10 +74,7 @@ try {
     nodes.push(await ServerProcess.start('switchboard', {
       cpu: undefined,
       nodeArgs: [],
-      // Connecting this many on two cores delays the nodes' loops past MAX_EVENT_LOOP_DELAY_MS, and
-      // they would shed upgrades (503, retry later): this measures how fast they can take them. Joins
-      // then wait on Redis for more than the default 5 s, and would be answered unavailable.
-      env: { BROKER: 'redis', REDIS_URL: flags.redis, REDIS_PREFIX: `scale-${id}:`, NODE_ID: `scale-${i}`, DEMO: 'false', MAX_EVENT_LOOP_DELAY_MS: '0', REDIS_TIMEOUT_MS: '30000' }
+      env: { BROKER: 'redis', REDIS_URL: flags.redis, REDIS_PREFIX: prefix, NODE_ID: `scale-${i}`, DEMO: 'false' }
     }))
   }
   const publisher = await BenchPeer.connect('v1', '127.0.0.1', (nodes[0] as ServerProcess).port, () => {}, client)
@@ -83,8 +83,8 @@ try {
 
   const shares = nodes.map((_, i) => Math.min(perNode, connections - i * perNode))
   helpers.push(...nodes.map((node, i) => spawnHelper('bench/scale-clients.ts', undefined, [String(node.port), String(shares[i]), String(CONNECT_CONCURRENCY), ROOM, client])))
-  const connected = await Promise.all(helpers.map(helper => nextMessage(helper, message => (typeof message.ms === 'number' ? message.ms : undefined))))
-  const connectSeconds = Math.max(...connected) / 1000
+  const connected = await Promise.all(helpers.map(helper => nextMessage(helper, message => (typeof message.ms === 'number' ? message as { ms: number, connectAndJoinMs: LatencySummary } : undefined))))
+  const connectSeconds = Math.max(...connected.map(helper => helper.ms)) / 1000
   const rssPerConnection = (await settledRssOf(nodes) - rssBefore) / connections
 
   const complete = new Map<number, number>()
@@ -137,6 +137,9 @@ try {
     nodes: nodeCount,
     client,
     connectPerSec: Math.round(connections / connectSeconds),
+    // Per load generator: a client's connect with its join, from the upgrade request to the join's reply.
+    connectAndJoinP99Ms: connected.map(helper => helper.connectAndJoinMs.p99),
+    connectAndJoinMaxMs: Math.max(...connected.map(helper => helper.connectAndJoinMs.max)),
     rssKiBPerConnection: round(rssPerConnection / 1024, 2),
     broadcasts,
     delivered,
@@ -152,5 +155,10 @@ try {
 } finally {
   // A failed run must not leave load generators behind (a finished one has exited already).
   for (const helper of helpers) helper.kill()
-  await Promise.all(nodes.map(node => node.stop()))
+  // A node that drains its share in time takes itself off the registry; the grace is for that.
+  await Promise.all(nodes.map(node => node.stop(STOP_GRACE_MS)))
+  const admin = new Redis(flags.redis)
+  const keys = await admin.keys(`${prefix}*`)
+  if (keys.length > 0) await admin.del(...keys)
+  await admin.quit()
 }
