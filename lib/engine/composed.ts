@@ -10,6 +10,12 @@ export function then<T, R> (value: Awaitable<T>, next: (value: T) => Awaitable<R
   return isPromise(value) ? value.then(next) : next(value)
 }
 
+/** `second` once both have settled, or the first failure: two steps run at once. */
+export function afterBoth<T> (first: Awaitable<unknown>, second: Awaitable<T>): Awaitable<T> {
+  if (!isPromise(first) && !isPromise(second)) return second
+  return Promise.all([first, second]).then(([, value]) => value)
+}
+
 /**
  * An engine made of a history store (which assigns seqs) and a broker (which fans out): append, then
  * hand the stored publication to the broker. A duplicate id stops after the append.

@@ -1,5 +1,5 @@
 import { createFrame, type OutgoingFrame } from '../delivery/frame.js'
-import { isPromise, then } from '../engine/composed.js'
+import { afterBoth, isPromise, then } from '../engine/composed.js'
 import type {
   Awaitable,
   Broadcast,
@@ -163,19 +163,25 @@ export class Hub {
     // join while the first one's subscription is under way waits for it too.
     if (created) local.subscribed = engine.broker.subscribe(room)
     const subscribed = local.subscribed
-    return then(subscribed, () => then(rejoin ? undefined : this.enterPresence(connection, room, options), () => {
-      if (options.since === undefined) {
-        return then(engine.history.position(room), position => this.positioned(room, { position, recovery: undefined }))
-      }
-      return then(engine.history.recover(room, options.since, this.options.recoveryMax), recovery => {
-        this.streams.count(this.streams.recoveries, recovery.recovered ? 'recovered' : recovery.reason)
-        const result = this.positioned(room, { position: recovery.position, recovery })
-        // The replay covers everything up to its top: the join stays pending until the broker has handed
-        // this node those seqs too, so that the seq filter of finishJoin drops every copy of them.
-        const caughtUp = recovery.recovered ? engine.broker.caughtUp?.(room, recovery.position) : undefined
-        return caughtUp === undefined ? result : then(caughtUp, () => result)
-      })
-    }))
+    // Presence and the stream's position do not depend on each other: asked at once, a networked
+    // engine answers both in one round trip.
+    return then(subscribed, () => afterBoth(rejoin ? undefined : this.enterPresence(connection, room, options), this.position(room, options.since)))
+  }
+
+  /** The stream's position for a join, with the replay after `since` when it asks for one. */
+  private position (room: string, since: StreamPosition | undefined): Awaitable<JoinResult> {
+    const { engine } = this
+    if (since === undefined) {
+      return then(engine.history.position(room), position => this.positioned(room, { position, recovery: undefined }))
+    }
+    return then(engine.history.recover(room, since, this.options.recoveryMax), recovery => {
+      this.streams.count(this.streams.recoveries, recovery.recovered ? 'recovered' : recovery.reason)
+      const result = this.positioned(room, { position: recovery.position, recovery })
+      // The replay covers everything up to its top: the join stays pending until the broker has handed
+      // this node those seqs too, so that the seq filter of finishJoin drops every copy of them.
+      const caughtUp = recovery.recovered ? engine.broker.caughtUp?.(room, recovery.position) : undefined
+      return caughtUp === undefined ? result : then(caughtUp, () => result)
+    })
   }
 
   /** Queues the replay, then the live frames that arrived during the join, each seq once. */

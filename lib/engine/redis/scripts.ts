@@ -191,32 +191,55 @@ return {total, out, #page / 2 > limit and 1 or 0, redis.call('HLEN', users)}
 `
 
 /**
- * A node's heartbeat for one room. KEYS: order, members, expiry, users. ARGV: ttl ms, channel, then
- * the node's members as client and member JSON pairs. Extends their expiry, adds back any that Redis
- * lost (a restart, an outage longer than the ttl), drops members nobody refreshes any more (a dead
- * node's) and announces each of those as left on the room's channel.
+ * A node's heartbeat for one slice of a room's members. KEYS: order, members, expiry, users. ARGV: ttl
+ * ms; the room's channel on the room's last slice, '' on the others; then client ids. Extends the
+ * expiry of those still there and returns {dropped, the ids Redis lost (a restart, an outage longer than
+ * the ttl)}. The last slice also drops members nobody refreshes any more (a dead node's) and announces
+ * each of those as left: after every slice of this node's members was extended.
  */
 export const PRESENCE_REFRESH = PRESENCE_PRELUDE + `
 local ttl = tonumber(ARGV[1])
-local args = {}
-for i = 3, #ARGV, 2 do
+local count = #ARGV - 2
+local changed = 0
+for first = 3, #ARGV, 500 do
+  local args = {}
+  for i = first, math.min(first + 499, #ARGV) do
+    args[#args + 1] = now + ttl
+    args[#args + 1] = ARGV[i]
+  end
+  changed = changed + redis.call('ZADD', expiry, 'XX', 'CH', unpack(args))
+end
+local lost = {}
+-- Fewer changed than sent: some are gone, or were added in this very millisecond.
+if changed < count then
+  for i = 3, #ARGV do
+    if not redis.call('ZSCORE', order, ARGV[i]) then lost[#lost + 1] = ARGV[i] end
+  end
+end
+if changed > 0 then keepFor(ttl) end
+if ARGV[2] == '' then return {0, lost} end
+local gone = removeExpired()
+for _, client in ipairs(gone) do
+  redis.call('PUBLISH', ARGV[2], 'p' .. cjson.encode({kind = 'left', client = client}))
+end
+return {#gone, lost}
+`
+
+/** Adds back members that Redis lost. KEYS: order, members, expiry, users. ARGV: ttl ms, then client and member JSON pairs. */
+export const PRESENCE_RESTORE = PRESENCE_PRELUDE + `
+local ttl = tonumber(ARGV[1])
+local restored = 0
+for i = 2, #ARGV, 2 do
   local client = ARGV[i]
   if not redis.call('ZSCORE', order, client) then
     redis.call('ZADD', order, nextOrder(), client)
     redis.call('HSET', members, client, ARGV[i + 1])
     local user = cjson.decode(ARGV[i + 1]).u
     if type(user) == 'string' then redis.call('HINCRBY', users, user, 1) end
+    restored = restored + 1
   end
-  args[#args + 1] = now + ttl
-  args[#args + 1] = client
+  redis.call('ZADD', expiry, now + ttl, client)
 end
-if #args > 0 then
-  inSlices('ZADD', expiry, args)
-  keepFor(ttl)
-end
-local gone = removeExpired()
-for _, client in ipairs(gone) do
-  redis.call('PUBLISH', ARGV[2], 'p' .. cjson.encode({kind = 'left', client = client}))
-end
-return #gone
+if #ARGV > 1 then keepFor(ttl) end
+return restored
 `

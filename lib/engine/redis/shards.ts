@@ -1,7 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis'
 import { BrokerStats } from '../broker-wire.js'
 import { EngineUnavailableError } from '../errors.js'
-import { APPEND, POSITION, PRESENCE_JOIN, PRESENCE_LEAVE, PRESENCE_PAGE, PRESENCE_REFRESH, READ, RECOVER } from './scripts.js'
+import { APPEND, POSITION, PRESENCE_JOIN, PRESENCE_LEAVE, PRESENCE_PAGE, PRESENCE_REFRESH, PRESENCE_RESTORE, READ, RECOVER } from './scripts.js'
 
 /** The scripts as ioredis commands (EVALSHA, falling back to EVAL once per connection). */
 export interface ScriptCommands {
@@ -12,7 +12,8 @@ export interface ScriptCommands {
   sbPresenceJoin (...args: (string | number)[]): Promise<number>
   sbPresenceLeave (...args: (string | number)[]): Promise<number>
   sbPresencePage (...args: (string | number)[]): Promise<[number, string[], number, number]>
-  sbPresenceRefresh (...args: (string | number)[]): Promise<number>
+  sbPresenceRefresh (...args: (string | number)[]): Promise<[number, string[]]>
+  sbPresenceRestore (...args: (string | number)[]): Promise<number>
 }
 
 export type CommandClient = Redis & ScriptCommands
@@ -42,7 +43,8 @@ const SCRIPTS = {
   sbPresenceJoin: { lua: PRESENCE_JOIN, numberOfKeys: 4 },
   sbPresenceLeave: { lua: PRESENCE_LEAVE, numberOfKeys: 4 },
   sbPresencePage: { lua: PRESENCE_PAGE, numberOfKeys: 4 },
-  sbPresenceRefresh: { lua: PRESENCE_REFRESH, numberOfKeys: 4 }
+  sbPresenceRefresh: { lua: PRESENCE_REFRESH, numberOfKeys: 4 },
+  sbPresenceRestore: { lua: PRESENCE_RESTORE, numberOfKeys: 4 }
 }
 
 function nameOf (url: string): string {

@@ -2,6 +2,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import type { OutgoingFrame } from '../../../lib/delivery/frame.js'
 import { createMemoryEngine } from '../../../lib/engine/memory/index.js'
+import type { StreamPosition } from '../../../lib/engine/types.js'
 import { Hub, type Connection, type JoinResult } from '../../../lib/node/hub.js'
 import { Priority } from '../../../lib/protocol/priority.js'
 import { decodeFrame } from '../../helpers/fake-sink.js'
@@ -102,4 +103,36 @@ t.test('broadcast reaches every connection, in rooms or not', async t => {
   t.equal(hub.broadcast({ alert: true }, Priority.critical), 2)
   t.match(a.messages()[0], { op: 'broadcast', data: { alert: true }, priority: 'critical' })
   t.equal(Array.from(hub.connections()).length, 2)
+})
+
+t.test('a join asks a networked engine for presence and the position at once, and fails whole if either fails', async t => {
+  const engine = createMemoryEngine({ size: 16, ttlMs: 60_000, maxBytes: 1 << 20, idempotencyTtlMs: 60_000 })
+  t.teardown(() => engine.close())
+  const asked: string[] = []
+  const answers: { resolve: () => void, reject: (error: Error) => void }[] = []
+  const later = <T>(name: string, value: () => T | PromiseLike<T>): Promise<T> => {
+    asked.push(name)
+    return new Promise<T>((resolve, reject) => { answers.push({ resolve: () => resolve(value()), reject }) })
+  }
+  const { presence, history } = engine
+  const memoryJoin = presence.join.bind(presence)
+  const memoryPosition = history.position.bind(history)
+  presence.join = (room, member) => later<void>('presence', () => memoryJoin(room, member))
+  history.position = room => later<StreamPosition>('position', () => memoryPosition(room))
+  const hub = new Hub(engine, { recoveryMax: 1000 })
+
+  const a = new RecordingConnection('a')
+  hub.connect(a)
+  const joined = hub.join(a, 'lobby', { watch: false }) as Promise<JoinResult>
+  t.same(asked, ['presence', 'position'], 'the second is asked before the first is answered')
+  for (const answer of answers.splice(0)) answer.resolve()
+  t.match(await joined, { position: { seq: 0 } })
+
+  const b = new RecordingConnection('b')
+  hub.connect(b)
+  const failed = hub.join(b, 'lobby', { watch: false }) as Promise<JoinResult>
+  const [presenceAnswer, positionAnswer] = answers.splice(0)
+  presenceAnswer!.reject(new Error('presence store down'))
+  positionAnswer!.resolve()
+  await t.rejects(failed, /presence store down/)
 })
