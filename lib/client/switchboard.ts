@@ -70,6 +70,12 @@ function randomId (): string {
 
 type Frame = Record<string, unknown> & { op: string }
 
+/**
+ * A join refused for the moment (the server's engine is down or slow, or the server is busy): tried
+ * again with backoff while connected, since until it succeeds the room receives nothing.
+ */
+const RETRIED_JOIN_CODES: ReadonlySet<ClientErrorCode> = new Set<ClientErrorCode>(['unavailable', 'timeout', 'rate_limited', 'overloaded', 'under_pressure'])
+
 interface Pending {
   resolve (reply: Frame): void
   reject (error: SwitchboardError): void
@@ -91,6 +97,8 @@ export class Switchboard extends Emitter<SwitchboardEvents> {
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined
   private livenessTimer: ReturnType<typeof setInterval> | undefined
   private refreshTimer: ReturnType<typeof setTimeout> | undefined
+  /** Rooms whose join was refused for the moment, by name: the timer of the next try. */
+  private readonly joinRetries = new Map<string, ReturnType<typeof setTimeout>>()
   private token: string | undefined
   private lastReceived = 0
   private readyWaiters: { resolve: () => void, reject: (error: Error) => void }[] = []
@@ -138,7 +146,7 @@ export class Switchboard extends Emitter<SwitchboardEvents> {
     if (existing !== undefined) return existing as unknown as Room<T>
     const room = new Room<T>(name, options, this.transport)
     this.rooms.set(name, room as unknown as Room<never>)
-    if (this.current === 'connected') room.join().catch((error: unknown) => { this.emit('error', error as Error) })
+    if (this.current === 'connected') this.enter(room as unknown as Room<never>)
     return room
   }
 
@@ -172,7 +180,11 @@ export class Switchboard extends Emitter<SwitchboardEvents> {
   private readonly transport: RoomTransport = {
     request: op => this.request(op),
     publish: op => this.publishOnce({ ...op, id: op.id ?? randomId() }),
-    forget: room => { this.rooms.delete(room) }
+    forget: room => {
+      this.rooms.delete(room)
+      clearTimeout(this.joinRetries.get(room))
+      this.joinRetries.delete(room)
+    }
   }
 
   /** The id stays the same across attempts, so the server stores the message once. */
@@ -249,7 +261,7 @@ export class Switchboard extends Emitter<SwitchboardEvents> {
     this.setState('connected')
     this.watchLiveness(frame.heartbeatMs as number)
     this.scheduleRefresh()
-    for (const room of this.rooms.values()) room.join().catch((error: unknown) => { this.emit('error', error as Error) })
+    for (const room of this.rooms.values()) this.enter(room)
     this.emit('connected', { client: this.client })
     for (const waiter of this.readyWaiters.splice(0)) waiter.resolve()
   }
@@ -300,9 +312,26 @@ export class Switchboard extends Emitter<SwitchboardEvents> {
     this.scheduleReconnect(reconnectAtOnce(code) && this.attempt === 0 ? 0 : undefined)
   }
 
+  /** Joins a room; a refusal is reported as an error, and one for the moment is tried again. */
+  private enter (room: Room<never>, attempt = 0): void {
+    room.join().catch((error: unknown) => {
+      this.emit('error', error as Error)
+      if (!(error instanceof SwitchboardError) || !RETRIED_JOIN_CODES.has(error.code)) return
+      if (this.current !== 'connected' || this.rooms.get(room.name) !== room) return
+      const delay = backoffDelay(attempt, this.options.minReconnectDelay ?? 500, this.options.maxReconnectDelay ?? 20_000)
+      this.joinRetries.set(room.name, setTimeout(() => {
+        this.joinRetries.delete(room.name)
+        if (this.current === 'connected' && this.rooms.get(room.name) === room) this.enter(room, attempt + 1)
+      }, delay))
+    })
+  }
+
   private teardown (code: number, reason: string): void {
     clearInterval(this.livenessTimer)
     clearTimeout(this.refreshTimer)
+    // The next welcome joins every room again.
+    for (const timer of this.joinRetries.values()) clearTimeout(timer)
+    this.joinRetries.clear()
     this.socket = undefined
     for (const [ref, waiting] of this.pending) {
       clearTimeout(waiting.timer)

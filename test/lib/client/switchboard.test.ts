@@ -163,3 +163,52 @@ t.test('a publish cut off by a reconnect is sent again with the same id', async 
   FakeSocket.all[1]!.reply('publish', { seq: 1, duplicate: true })
   t.same(await published, { seq: 1 })
 })
+
+t.test('a join refused for the moment is tried again with backoff; a refusal that would repeat is not', async t => {
+  const sb = client(t)
+  const errors: string[] = []
+  sb.on('error', error => errors.push((error as SwitchboardError).code))
+  sb.connect()
+  await tick()
+  const socket = FakeSocket.all[0]!
+  socket.welcome()
+  const joins = (room: string): Record<string, unknown>[] => socket.sent.filter(f => f.op === 'join' && f.room === room)
+  const until = async (done: () => boolean): Promise<void> => {
+    const deadline = Date.now() + 2000
+    while (!done()) {
+      if (Date.now() > deadline) throw new Error('the join was not tried again')
+      await tick()
+    }
+  }
+  const feed = sb.room<number>('feed')
+  const seqs: number[] = []
+  feed.on('message', m => seqs.push(m.seq))
+  await tick()
+  socket.serverSend({ op: 'error', ref: socket.last('join').ref, code: 'unavailable', message: 'redis: no answer within 5000 ms' })
+  await until(() => joins('feed').length === 2)
+  t.same(errors, ['unavailable'], 'each refusal is reported')
+  socket.serverSend({ op: 'error', ref: socket.last('join').ref, code: 'timeout', message: 'timeout' })
+  await until(() => joins('feed').length === 3)
+  socket.reply('join', { room: 'feed', seq: 2, epoch: 'E1' })
+  await tick()
+  socket.serverSend({ op: 'message', room: 'feed', seq: 3, data: 3, priority: 'normal', ts: 1 })
+  t.same(seqs, [3], 'joined at last')
+
+  sb.room('secret')
+  await tick()
+  socket.serverSend({ op: 'error', ref: socket.last('join').ref, code: 'forbidden', message: 'no join capability on secret' })
+  // Five times the longest backoff of this client.
+  await new Promise(resolve => setTimeout(resolve, 25))
+  t.equal(joins('secret').length, 1, 'forbidden is not tried again')
+
+  const later = sb.room('later')
+  await tick()
+  socket.serverSend({ op: 'error', ref: socket.last('join').ref, code: 'unavailable', message: 'unavailable' })
+  await tick()
+  const left = later.leave()
+  socket.reply('leave', {})
+  await left
+  await new Promise(resolve => setTimeout(resolve, 25))
+  t.equal(joins('later').length, 1, 'a room left meanwhile is not joined again')
+  t.same(errors, ['unavailable', 'timeout', 'forbidden', 'unavailable'])
+})
