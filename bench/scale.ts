@@ -17,6 +17,8 @@ broadcast to all of them from a client of the first node.
   --broadcasts=10        messages published, one per second
   --client=lean          or ws
   --redis=redis://127.0.0.1:6379
+  --storm                every client connects first, then all join at once (a reconnect storm);
+                         joins refused (unavailable past REDIS_TIMEOUT_MS) are counted, not failed
   --smoke                600 connections, 2 nodes, 2 broadcasts: what CI runs`
 
 const { values: flags } = parseArgs({
@@ -27,6 +29,7 @@ const { values: flags } = parseArgs({
     client: { type: 'string', default: 'lean' },
     redis: { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
     smoke: { type: 'boolean', default: false },
+    storm: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false }
   }
 })
@@ -65,6 +68,14 @@ const settledRssOf = async (nodes: ServerProcess[]): Promise<number> => {
   const readings = await Promise.all(nodes.map(node => settledRss(node.pid, SETTLE_MAX_MS)))
   return readings.reduce((total, reading) => total + reading.rss, 0)
 }
+interface HelperConnected {
+  ms: number
+  connectAndJoinMs: LatencySummary
+  /** With --storm: the joins answered, those refused by code, and from the first join sent to the last answer. */
+  joined?: number
+  refused?: Record<string, number>
+  stormMs?: number
+}
 const wallUs = (): number => Math.round((performance.timeOrigin + performance.now()) * 1000)
 
 const nodes: ServerProcess[] = []
@@ -82,8 +93,9 @@ try {
   const rssBefore = await settledRssOf(nodes)
 
   const shares = nodes.map((_, i) => Math.min(perNode, connections - i * perNode))
-  helpers.push(...nodes.map((node, i) => spawnHelper('bench/scale-clients.ts', undefined, [String(node.port), String(shares[i]), String(CONNECT_CONCURRENCY), ROOM, client])))
-  const connected = await Promise.all(helpers.map(helper => nextMessage(helper, message => (typeof message.ms === 'number' ? message as { ms: number, connectAndJoinMs: LatencySummary } : undefined))))
+  helpers.push(...nodes.map((node, i) => spawnHelper('bench/scale-clients.ts', undefined, [String(node.port), String(shares[i]), String(CONNECT_CONCURRENCY), ROOM, client, flags.storm ? 'storm' : 'as-connected'])))
+  const connected = await Promise.all(helpers.map(helper => nextMessage(helper, message => (typeof message.ms === 'number' ? message as unknown as HelperConnected : undefined))))
+  const joined = flags.storm ? connected.reduce((total, helper) => total + (helper.joined ?? 0), 0) : connections
   const connectSeconds = Math.max(...connected.map(helper => helper.ms)) / 1000
   const rssPerConnection = (await settledRssOf(nodes) - rssBefore) / connections
 
@@ -132,20 +144,24 @@ try {
   })
   publisher.destroy()
   const delivered = perBroadcast.reduce((total, b) => total + b.delivered, 0)
+  const refused: Record<string, number> = {}
+  for (const helper of connected) for (const [code, n] of Object.entries(helper.refused ?? {})) refused[code] = (refused[code] ?? 0) + n
+  const stormSeconds = Math.max(...connected.map(helper => helper.stormMs ?? 0)) / 1000
   const result = {
     connections,
     nodes: nodeCount,
     client,
     connectPerSec: Math.round(connections / connectSeconds),
-    // Per load generator: a client's connect with its join, from the upgrade request to the join's reply.
+    // Per load generator: a client's connect with its join (without it under --storm), from the upgrade request to the reply.
     connectAndJoinP99Ms: connected.map(helper => helper.connectAndJoinMs.p99),
     connectAndJoinMaxMs: Math.max(...connected.map(helper => helper.connectAndJoinMs.max)),
     rssKiBPerConnection: round(rssPerConnection / 1024, 2),
     broadcasts,
     delivered,
-    missing: connections * broadcasts - delivered,
+    missing: joined * broadcasts - delivered,
     latencyMs: summarize(all),
-    lastMs: perBroadcast.map(b => b.lastMs)
+    lastMs: perBroadcast.map(b => b.lastMs),
+    ...(flags.storm ? { storm: { joined, refused, seconds: round(stormSeconds, 2), joinsPerSec: Math.round(joined / stormSeconds) } } : {})
   }
   console.log(JSON.stringify(result))
   if (result.missing > 0) {
