@@ -5,7 +5,7 @@ import { Redis } from 'ioredis'
 import { nextMessage, spawnHelper } from './child.js'
 import { settledRss } from './idle.js'
 import { BenchPeer, benchPayload, isClientKind } from './peer.js'
-import { ServerProcess, ensureOpenFiles, openFileLimit } from './server-process.js'
+import { ServerProcess, applyPrevFlag, ensureOpenFiles, openFileLimit } from './server-process.js'
 import { latencyHistogram, round, summarize, type LatencySummary } from './stats.js'
 
 const USAGE = `Usage: node --import=tsx bench/scale.ts [options]
@@ -17,6 +17,7 @@ broadcast to all of them from a client of the first node.
   --broadcasts=10        messages published, one per second
   --client=lean          or ws
   --redis=redis://127.0.0.1:6379
+  --prev=REV             the nodes run git revision REV instead of the working tree (before/after)
   --storm                every client connects first, then all join at once (a reconnect storm);
                          joins refused (unavailable past REDIS_TIMEOUT_MS) are counted, not failed
   --smoke                600 connections, 2 nodes, 2 broadcasts: what CI runs`
@@ -30,6 +31,7 @@ const { values: flags } = parseArgs({
     redis: { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
     smoke: { type: 'boolean', default: false },
     storm: { type: 'boolean', default: false },
+    prev: { type: 'string' },
     help: { type: 'boolean', default: false }
   }
 })
@@ -45,6 +47,8 @@ if (!Number.isInteger(connections) || !Number.isInteger(nodeCount) || !Number.is
   console.error(USAGE)
   process.exit(2)
 }
+const server = flags.prev === undefined ? 'switchboard' : 'switchboard-prev'
+applyPrevFlag(flags.prev, [server])
 const perNode = Math.ceil(connections / nodeCount)
 // Each node and each load-generator process holds perNode sockets, plus its own files; they inherit
 // the soft limit this process raises.
@@ -82,7 +86,7 @@ const nodes: ServerProcess[] = []
 const helpers: ChildProcess[] = []
 try {
   for (let i = 0; i < nodeCount; i++) {
-    nodes.push(await ServerProcess.start('switchboard', {
+    nodes.push(await ServerProcess.start(server, {
       cpu: undefined,
       nodeArgs: [],
       env: { BROKER: 'redis', REDIS_URL: flags.redis, REDIS_PREFIX: prefix, NODE_ID: `scale-${i}`, DEMO: 'false' }
@@ -148,6 +152,7 @@ try {
   for (const helper of connected) for (const [code, n] of Object.entries(helper.refused ?? {})) refused[code] = (refused[code] ?? 0) + n
   const stormSeconds = Math.max(...connected.map(helper => helper.stormMs ?? 0)) / 1000
   const result = {
+    server: flags.prev === undefined ? 'switchboard' : `switchboard at ${flags.prev}`,
     connections,
     nodes: nodeCount,
     client,

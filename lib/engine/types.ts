@@ -126,6 +126,13 @@ export interface Broker {
   subscribe (room: string): Awaitable<void>
   unsubscribe (room: string): Awaitable<void>
   /**
+   * The room's presence events reach this node from now on. A node asks while it has a watcher in the
+   * room, so a node without one is not sent every join and leave of it (in a big room, most of what
+   * its joins cost the cluster).
+   */
+  watch (room: string): Awaitable<void>
+  unwatch (room: string): Awaitable<void>
+  /**
    * Resolves once every publication of the room up to `position` has been handed to the node. A
    * cluster broker may still be delivering or repairing some when a join's replay was read; the hub
    * waits, so that none of them reaches the recovering connection a second time. Absent: always so.

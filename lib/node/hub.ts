@@ -162,10 +162,23 @@ export class Hub {
     // Subscribed before the history is read, so nothing published meanwhile falls between the two; a
     // join while the first one's subscription is under way waits for it too.
     if (created) local.subscribed = engine.broker.subscribe(room)
-    const subscribed = local.subscribed
+    this.syncWatch(room, local)
+    // A watcher's join is answered once the room's presence events reach this node.
+    const ready = options.watch && local.watched !== false ? afterBoth(local.watched, local.subscribed) : local.subscribed
     // Presence and the stream's position do not depend on each other: asked at once, a networked
     // engine answers both in one round trip.
-    return then(subscribed, () => afterBoth(rejoin ? undefined : this.enterPresence(connection, room, options), this.position(room, options.since)))
+    return then(ready, () => afterBoth(rejoin ? undefined : this.enterPresence(connection, room, options), this.position(room, options.since)))
+  }
+
+  /** The room's presence events come to this node while it has a watcher in the room, and only then. */
+  private syncWatch (room: string, local: LocalRoom): void {
+    const watching = local.watchers !== undefined && local.watchers.size > 0
+    if (watching && local.watched === false) {
+      local.watched = this.engine.broker.watch(room)
+    } else if (!watching && local.watched !== false) {
+      local.watched = false
+      inBackground(this.engine.broker.unwatch(room))
+    }
   }
 
   /** The stream's position for a join, with the replay after `since` when it asks for one. */
@@ -207,9 +220,12 @@ export class Hub {
 
   /** Returns whether the connection was in the room. */
   leave (connection: Connection, room: string): boolean {
+    const local = this.index.get(room)
     const outcome = this.index.remove(connection, room)
     if (outcome === 'absent') return false
     if (outcome === 'emptied') inBackground(this.engine.broker.unsubscribe(room))
+    // An emptied room is gone from the index, but its object still says whether it was watched.
+    this.syncWatch(room, local as LocalRoom)
     inBackground(this.engine.presence.leave(room, connection.id))
     inBackground(this.engine.broker.presence({ room, kind: 'left', client: connection.id }))
     return true

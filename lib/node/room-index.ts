@@ -22,6 +22,8 @@ export interface LocalRoom {
   epoch: string | undefined
   /** The broker subscription made when the room appeared on this node; every join waits for it. */
   subscribed: Awaitable<void>
+  /** The broker's watch of the room's presence events while the room has a watcher on this node; false without one. */
+  watched: Awaitable<void> | false
 }
 
 /** Who on this node is in which room; nothing about streams, which are the engine's. */
@@ -38,7 +40,7 @@ export class RoomIndex {
     let room = this.rooms.get(roomName)
     const created = room === undefined
     if (room === undefined) {
-      room = { members: new Set(), pending: undefined, watchers: undefined, epoch: undefined, subscribed: undefined }
+      room = { members: new Set(), pending: undefined, watchers: undefined, epoch: undefined, subscribed: undefined, watched: false }
       this.rooms.set(roomName, room)
     }
     if (!room.members.has(connection) && room.pending?.has(connection) !== true) this.membershipCount++

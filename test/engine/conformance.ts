@@ -188,11 +188,35 @@ export function engineConformance (name: string, factory: EngineFactory): void {
     const { engine, delivered } = await setup(t, factory)
     const room = freshRoom()
     await engine.broker.subscribe(room)
+    await engine.broker.watch(room)
     await engine.broker.broadcast({ data: '"all"', priority: Priority.critical, ts: 5 })
     await engine.broker.presence({ room, kind: 'joined', client: 'c1' })
     while (delivered.broadcasts.length === 0 || delivered.presence.length === 0) await sleep(5)
     t.match(delivered.broadcasts, [{ data: '"all"', priority: Priority.critical, ts: 5 }])
     t.match(delivered.presence, [{ room, kind: 'joined', client: 'c1' }])
+  })
+
+  t.test(`${name}: a room's presence events reach the node only while it watches the room`, async t => {
+    const { engine, delivered } = await setup(t, factory)
+    const [quiet, watched] = [freshRoom(), freshRoom()]
+    await engine.broker.subscribe(quiet)
+    await engine.broker.subscribe(watched)
+    await engine.broker.watch(watched)
+    // Sent from one node in this order: once the marker arrived, an event of the other room would have too.
+    const marker = async (client: string): Promise<void> => {
+      await engine.broker.presence({ room: watched, kind: 'joined', client })
+      while (!delivered.presence.some(event => event.client === client)) await sleep(5)
+    }
+    await engine.broker.presence({ room: quiet, kind: 'joined', client: 'member' })
+    await marker('m1')
+    t.same(delivered.presence.map(event => event.room), [watched], 'a subscribed room that is not watched sends none')
+    await engine.broker.watch(quiet)
+    await engine.broker.presence({ room: quiet, kind: 'left', client: 'member' })
+    while (!delivered.presence.some(event => event.room === quiet)) await sleep(5)
+    await engine.broker.unwatch(quiet)
+    await engine.broker.presence({ room: quiet, kind: 'joined', client: 'again' })
+    await marker('m2')
+    t.same(delivered.presence.map(event => `${event.kind} ${event.client}`), ['joined m1', 'left member', 'joined m2'], 'none after unwatch')
   })
 
   t.test(`${name}: presence pages through every member exactly once, in join order`, async t => {

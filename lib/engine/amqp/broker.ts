@@ -45,6 +45,8 @@ export class AmqpBroker implements Broker {
   readonly stats = new BrokerStats()
   private link: Link | undefined
   private readonly wanted = new Set<string>()
+  /** Rooms whose presence events this node asked for: the queue's bindings on the presence exchange. */
+  private readonly watching = new Set<string>()
   private readonly heartbeatHandlers = new Set<(kind: 'beat' | 'hello', text: string) => void>()
   private readonly checker: NodeJS.Timeout
   private closed = false
@@ -86,7 +88,18 @@ export class AmqpBroker implements Broker {
   }
 
   presence (event: PresenceEvent): Promise<void> {
-    return this.send(this.roomExchange, event.room, encodeBrokerPresence(event))
+    return this.send(this.presenceExchange, event.room, encodeBrokerPresence(event))
+  }
+
+  async watch (room: string): Promise<void> {
+    this.watching.add(room)
+    const link = this.requireLink()
+    await this.guard(() => link.consumer.bindQueue(link.queue, this.presenceExchange, room))
+  }
+
+  async unwatch (room: string): Promise<void> {
+    this.watching.delete(room)
+    if (this.link !== undefined) await this.link.consumer.unbindQueue(this.link.queue, this.presenceExchange, room).catch(() => {})
   }
 
   /** Reads the position first, the sequencer's starting point; the binding is in place when this resolves. */
@@ -137,6 +150,11 @@ export class AmqpBroker implements Broker {
     return `${this.options.exchange}.broadcast`
   }
 
+  /** Presence events by room, in either routing: only nodes with a watcher in the room bind it. */
+  private get presenceExchange (): string {
+    return `${this.options.exchange}.presence`
+  }
+
   private requireLink (): Link {
     if (this.link === undefined) throw new EngineUnavailableError('rabbitmq: not connected')
     return this.link
@@ -168,10 +186,12 @@ export class AmqpBroker implements Broker {
       const consumer = await model.createChannel()
       await consumer.assertExchange(this.roomExchange, this.options.routing === 'rooms' ? 'direct' : 'fanout', { durable: true })
       await consumer.assertExchange(this.broadcastExchange, 'fanout', { durable: true })
+      await consumer.assertExchange(this.presenceExchange, 'direct', { durable: true })
       const { queue } = await consumer.assertQueue('', { exclusive: true, autoDelete: true })
       await consumer.bindQueue(queue, this.broadcastExchange, '')
       if (this.options.routing === 'fanout') await consumer.bindQueue(queue, this.roomExchange, '')
       else for (const room of this.sequencer.tracked()) await consumer.bindQueue(queue, this.roomExchange, room)
+      for (const room of this.watching) await consumer.bindQueue(queue, this.presenceExchange, room)
       await consumer.prefetch(PREFETCH)
       await consumer.consume(queue, message => { if (message !== null) this.receive(consumer, message) }, { noAck: false })
       // Channel errors close the connection too: one place handles every way of losing it.

@@ -3,6 +3,7 @@ import type { Broadcast, Broker, BrokerHandlers, PresenceEvent, Publication } fr
 /** The one-node broker: a publication goes straight back to this node, in publish order. */
 export class MemoryBroker implements Broker {
   private handlers: BrokerHandlers | undefined
+  private readonly watched = new Set<string>()
 
   handle (handlers: BrokerHandlers): void {
     this.handlers = handlers
@@ -17,12 +18,20 @@ export class MemoryBroker implements Broker {
   }
 
   presence (event: PresenceEvent): void {
-    this.handlers?.presence(event)
+    if (this.watched.has(event.room)) this.handlers?.presence(event)
   }
 
   subscribe (): void {}
 
   unsubscribe (): void {}
+
+  watch (room: string): void {
+    this.watched.add(room)
+  }
+
+  unwatch (room: string): void {
+    this.watched.delete(room)
+  }
 
   close (): void {
     this.handlers = undefined

@@ -29,6 +29,8 @@ export class NatsBroker implements Broker {
   readonly lagSeconds = new PlainHistogram(LATENCY_BUCKETS_SECONDS)
   readonly stats = new BrokerStats()
   private readonly subscriptions = new Map<string, Subscription>()
+  /** Subscriptions to rooms' presence events, by room. */
+  private readonly watching = new Map<string, Subscription>()
   private readonly wanted = new Set<string>()
   private connected = true
   private readonly checker: NodeJS.Timeout
@@ -75,7 +77,29 @@ export class NatsBroker implements Broker {
   }
 
   presence (event: PresenceEvent): void {
-    this.send(this.subjectOf(event.room), encodeBrokerPresence(event))
+    this.send(this.presenceSubjectOf(event.room), encodeBrokerPresence(event))
+  }
+
+  /** The flush makes the server hold the subscription before a watcher's join is answered. */
+  async watch (room: string): Promise<void> {
+    if (!this.connected) throw new EngineUnavailableError('nats: not connected')
+    if (this.watching.has(room)) return
+    this.watching.set(room, this.connection.subscribe(this.presenceSubjectOf(room), {
+      callback: (error, message) => {
+        if (error !== null) return
+        this.receive(room, decoder.decode(message.data))
+      }
+    }))
+    try {
+      await this.connection.flush()
+    } catch (error) {
+      throw new EngineUnavailableError(`nats: ${(error as Error).message}`, { cause: error })
+    }
+  }
+
+  unwatch (room: string): void {
+    this.watching.get(room)?.unsubscribe()
+    this.watching.delete(room)
   }
 
   /** Reads the position first, the sequencer's starting point; the flush makes the server hold the subscription. */
@@ -141,6 +165,10 @@ export class NatsBroker implements Broker {
   /** Room names may hold any character; a subject token may not hold dots, spaces or wildcards. */
   private subjectOf (room: string): string {
     return `${this.options.prefix}.room.${Buffer.from(room).toString('base64url') || '_'}`
+  }
+
+  private presenceSubjectOf (room: string): string {
+    return `${this.options.prefix}.presence.${Buffer.from(room).toString('base64url') || '_'}`
   }
 
   /** Publishes are refused while disconnected: the client would only buffer them. */

@@ -29,12 +29,16 @@ export class RedisBroker implements Broker {
   readonly lagSeconds = new PlainHistogram(LATENCY_BUCKETS_SECONDS)
   private readonly checker: NodeJS.Timeout
   private readonly channelPrefix: string
+  private readonly presencePrefix: string
   private closed = false
   /** Rooms the node asked for and has not given up, including those whose subscription is under way. */
   private readonly wanted = new Set<string>()
+  /** Rooms whose presence events this node asked for. */
+  private readonly watching = new Set<string>()
 
   constructor (private readonly shards: Shards, private readonly options: RedisBrokerOptions) {
     this.channelPrefix = shards.channel('')
+    this.presencePrefix = shards.presenceChannel('')
     this.sequencer = new Sequencer(sinkTo(() => this.handlers), options.read, options.holdMs)
     for (const shard of shards.list) {
       shard.subscriber.on('message', (channel: string, message: string) => { this.receive(shard, channel, message) })
@@ -74,7 +78,19 @@ export class RedisBroker implements Broker {
 
   async presence (event: PresenceEvent): Promise<void> {
     const shard = this.shards.of(event.room)
-    await run(shard, () => shard.command.publish(this.shards.channel(event.room), encodeBrokerPresence(event)))
+    await run(shard, () => shard.command.publish(this.shards.presenceChannel(event.room), encodeBrokerPresence(event)))
+  }
+
+  async watch (room: string): Promise<void> {
+    this.watching.add(room)
+    const shard = this.shards.of(room)
+    await run(shard, () => shard.subscriber.subscribe(this.shards.presenceChannel(room)))
+  }
+
+  async unwatch (room: string): Promise<void> {
+    this.watching.delete(room)
+    const shard = this.shards.of(room)
+    if (shard.subscriber.status === 'ready') await run(shard, () => shard.subscriber.unsubscribe(this.shards.presenceChannel(room))).catch(() => {})
   }
 
   /** Reads the position first: the sequencer's starting point (see Sequencer.track). */
@@ -114,17 +130,23 @@ export class RedisBroker implements Broker {
       this.handlers?.broadcast(JSON.parse(message) as Broadcast)
       return
     }
-    receiveBrokerMessage(channel.slice(this.channelPrefix.length), message, this.handlers, this.sequencer, this.lagSeconds)
+    const prefix = channel.startsWith(this.presencePrefix) ? this.presencePrefix : this.channelPrefix
+    receiveBrokerMessage(channel.slice(prefix.length), message, this.handlers, this.sequencer, this.lagSeconds)
   }
 
-  /** After a reconnect: every room this node still has members in, then a check of what was missed. */
+  /** After a reconnect: every room this node still has members (and watchers) in, then a check of what was missed. */
   private async resubscribe (shard: Shard): Promise<void> {
     const rooms = Array.from(this.sequencer.tracked()).filter(room => this.shards.of(room) === shard)
+    const watched = Array.from(this.watching).filter(room => this.shards.of(room) === shard)
     try {
       if (shard === this.shards.first) await shard.subscriber.subscribe(this.shards.broadcastChannel)
       for (let i = 0; i < rooms.length; i += SUBSCRIBE_BATCH) {
         // A room left while earlier batches went out is not subscribed again.
         const batch = rooms.slice(i, i + SUBSCRIBE_BATCH).filter(room => this.wanted.has(room)).map(room => this.shards.channel(room))
+        if (batch.length > 0) await shard.subscriber.subscribe(...batch)
+      }
+      for (let i = 0; i < watched.length; i += SUBSCRIBE_BATCH) {
+        const batch = watched.slice(i, i + SUBSCRIBE_BATCH).filter(room => this.watching.has(room)).map(room => this.shards.presenceChannel(room))
         if (batch.length > 0) await shard.subscriber.subscribe(...batch)
       }
     } catch {

@@ -148,7 +148,7 @@ export class RedisPresence implements PresenceStore {
   private async refreshBatch (shard: Shard, batch: RefreshSlice[]): Promise<boolean> {
     if (shard.command.status !== 'ready') return false
     const pipeline = shard.command.pipeline() as unknown as ScriptPipeline
-    for (const { room, ids, last } of batch) pipeline.sbPresenceRefresh(...this.keys(room), this.lifetimeMs, last ? this.shards.channel(room) : '', ...ids)
+    for (const { room, ids, last } of batch) pipeline.sbPresenceRefresh(...this.keys(room), this.lifetimeMs, last ? this.shards.presenceChannel(room) : '', ...ids)
     const answers = await pipeline.exec().catch(() => null)
     if (answers === null) return false
     const restore = shard.command.pipeline() as unknown as ScriptPipeline

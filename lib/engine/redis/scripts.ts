@@ -192,7 +192,7 @@ return {total, out, #page / 2 > limit and 1 or 0, redis.call('HLEN', users)}
 
 /**
  * A node's heartbeat for one slice of a room's members. KEYS: order, members, expiry, users. ARGV: ttl
- * ms; the room's channel on the room's last slice, '' on the others; then client ids. Extends the
+ * ms; the room's presence channel on the room's last slice, '' on the others; then client ids. Extends the
  * expiry of those still there and returns {dropped, the ids Redis lost (a restart, an outage longer than
  * the ttl)}. The last slice also drops members nobody refreshes any more (a dead node's) and announces
  * each of those as left: after every slice of this node's members was extended.

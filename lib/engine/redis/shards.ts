@@ -155,6 +155,11 @@ export class Shards {
     return `${this.prefix}room:${room}`
   }
 
+  /** A room's presence events, apart from its messages: only nodes with a watcher in the room subscribe. */
+  presenceChannel (room: string): string {
+    return `${this.prefix}presence:${room}`
+  }
+
   get broadcastChannel (): string {
     return `${this.prefix}broadcast`
   }

@@ -136,3 +136,29 @@ t.test('a join asks a networked engine for presence and the position at once, an
   positionAnswer!.resolve()
   await t.rejects(failed, /presence store down/)
 })
+
+t.test('a node watches a room\'s presence events while it has a watcher there, and only then', async t => {
+  const engine = createMemoryEngine({ size: 16, ttlMs: 60_000, maxBytes: 1 << 20, idempotencyTtlMs: 60_000 })
+  t.teardown(() => engine.close())
+  const calls: string[] = []
+  const { broker } = engine
+  const watch = broker.watch.bind(broker)
+  const unwatch = broker.unwatch.bind(broker)
+  broker.watch = room => { calls.push(`watch ${room}`); return watch(room) }
+  broker.unwatch = room => { calls.push(`unwatch ${room}`); return unwatch(room) }
+  const hub = new Hub(engine, { recoveryMax: 1000 })
+  const [a, b, c] = [new RecordingConnection('a'), new RecordingConnection('b'), new RecordingConnection('c')]
+  join(hub, a, 'lobby')
+  t.same(calls, [], 'a member that does not watch asks for nothing')
+  join(hub, b, 'lobby', { watch: true })
+  join(hub, c, 'lobby', { watch: true })
+  t.same(calls, ['watch lobby'], 'once for the first watcher')
+  hub.leave(b, 'lobby')
+  t.same(calls, ['watch lobby'], 'still one watcher')
+  join(hub, c, 'lobby', { watch: false })
+  t.same(calls, ['watch lobby', 'unwatch lobby'], 'the last watcher stopped watching')
+  join(hub, c, 'lobby', { watch: true })
+  hub.leave(c, 'lobby')
+  hub.leave(a, 'lobby')
+  t.same(calls, ['watch lobby', 'unwatch lobby', 'watch lobby', 'unwatch lobby'], 'and when the last watcher left')
+})
