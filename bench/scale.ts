@@ -5,7 +5,7 @@ import { Redis } from 'ioredis'
 import { nextMessage, spawnHelper } from './child.js'
 import { settledRss } from './idle.js'
 import { BenchPeer, benchPayload, isClientKind } from './peer.js'
-import { ServerProcess, applyPrevFlag, ensureOpenFiles, openFileLimit } from './server-process.js'
+import { ServerProcess, applyPrevFlag, ensureOpenFiles, metricSamples, openFileLimit } from './server-process.js'
 import { latencyHistogram, round, summarize, type LatencySummary } from './stats.js'
 
 const USAGE = `Usage: node --import=tsx bench/scale.ts [options]
@@ -147,6 +147,8 @@ try {
     return { delivered, lastMs: round(lastMs, 1) }
   })
   publisher.destroy()
+  // What each node took from Redis pub/sub over the whole run: publications, presence events, broadcasts.
+  const brokerMessages = await Promise.all(nodes.map(async node => Object.values(metricSamples(await node.scrapeMetrics(), 'ws_broker_messages_received_total')).reduce((total, n) => total + n, 0)))
   const delivered = perBroadcast.reduce((total, b) => total + b.delivered, 0)
   const refused: Record<string, number> = {}
   for (const helper of connected) for (const [code, n] of Object.entries(helper.refused ?? {})) refused[code] = (refused[code] ?? 0) + n
@@ -161,6 +163,7 @@ try {
     connectAndJoinP99Ms: connected.map(helper => helper.connectAndJoinMs.p99),
     connectAndJoinMaxMs: Math.max(...connected.map(helper => helper.connectAndJoinMs.max)),
     rssKiBPerConnection: round(rssPerConnection / 1024, 2),
+    brokerMessagesPerNode: brokerMessages,
     broadcasts,
     delivered,
     missing: joined * broadcasts - delivered,
