@@ -42,7 +42,8 @@ export class RedisBroker implements Broker {
     this.sequencer = new Sequencer(sinkTo(() => this.handlers), options.read, options.holdMs)
     for (const shard of shards.list) {
       shard.subscriber.on('message', (channel: string, message: string) => { this.receive(shard, channel, message) })
-      let connectedBefore = false
+      // The shards connect before the broker exists: their first 'ready' has already gone by.
+      let connectedBefore = shard.subscriber.status === 'ready'
       shard.subscriber.on('ready', () => {
         if (connectedBefore) {
           shard.stats.reconnects++
