@@ -1,0 +1,40 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { NatsBroker } from '../../../../lib/engine/nats/broker.js'
+import type { PresenceEvent } from '../../../../lib/engine/types.js'
+import { NatsServer } from '../../../helpers/nats-server.js'
+import { TcpProxy } from '../../../helpers/tcp-proxy.js'
+
+t.test('after the connection comes back, watched rooms get their presence events again, unwatched ones do not', async t => {
+  const nats = await NatsServer.start(t)
+  const proxy = await TcpProxy.start(nats.port)
+  t.teardown(() => proxy.close())
+  const broker = await NatsBroker.open({
+    url: `nats://127.0.0.1:${proxy.port}`,
+    prefix: 'sbtest',
+    positionCheckMs: 60_000,
+    read: async () => { throw new Error('no history here') },
+    positions: async rooms => rooms.map(() => ({ seq: 0, epoch: 'e' }))
+  })
+  t.teardown(() => broker.close())
+  const events: PresenceEvent[] = []
+  broker.handle({ publication () {}, broadcast () {}, presence (event) { events.push(event) }, epoch () {}, lost () {} })
+  for (const room of ['watched', 'quiet']) await broker.subscribe(room)
+  await broker.watch('watched')
+  await broker.watch('quiet')
+  broker.unwatch('quiet')
+
+  proxy.cut()
+  while (broker.ready()) await sleep(10)
+  proxy.restore()
+  const deadline = Date.now() + 10_000
+  for (let n = 0; !events.some(event => event.room === 'watched'); n++) {
+    if (Date.now() > deadline) throw new Error('no presence event after the reconnect')
+    if (broker.ready()) {
+      broker.presence({ room: 'quiet', kind: 'joined', client: `q${n}` })
+      broker.presence({ room: 'watched', kind: 'joined', client: `w${n}` })
+    }
+    await sleep(50)
+  }
+  t.same(events.filter(event => event.room === 'quiet'), [], 'a room unwatched before the drop is not subscribed again')
+})
