@@ -17,6 +17,11 @@ export interface NatsBrokerOptions {
 
 const decoder = new TextDecoder()
 
+/** Room names may hold any character; a subject token may not hold dots, spaces or wildcards. */
+function subjectToken (room: string): string {
+  return Buffer.from(room).toString('base64url') || '_'
+}
+
 /**
  * Fan-out over NATS core: a subject per room, subscribed while this node has members in it, and one
  * for global broadcasts. NATS does not order messages from different publishers, and a subscriber that
@@ -84,17 +89,8 @@ export class NatsBroker implements Broker {
   async watch (room: string): Promise<void> {
     if (!this.connected) throw new EngineUnavailableError('nats: not connected')
     if (this.watching.has(room)) return
-    this.watching.set(room, this.connection.subscribe(this.presenceSubjectOf(room), {
-      callback: (error, message) => {
-        if (error !== null) return
-        this.receive(room, decoder.decode(message.data))
-      }
-    }))
-    try {
-      await this.connection.flush()
-    } catch (error) {
-      throw new EngineUnavailableError(`nats: ${(error as Error).message}`, { cause: error })
-    }
+    this.watching.set(room, this.listen(this.presenceSubjectOf(room), room))
+    await this.flushed()
   }
 
   unwatch (room: string): void {
@@ -109,17 +105,8 @@ export class NatsBroker implements Broker {
     const [position] = await this.options.positions([room])
     if (!this.wanted.has(room) || position === undefined || this.subscriptions.has(room)) return
     this.sequencer.track(room, position)
-    this.subscriptions.set(room, this.connection.subscribe(this.subjectOf(room), {
-      callback: (error, message) => {
-        if (error !== null) return
-        this.receive(room, decoder.decode(message.data))
-      }
-    }))
-    try {
-      await this.connection.flush()
-    } catch (error) {
-      throw new EngineUnavailableError(`nats: ${(error as Error).message}`, { cause: error })
-    }
+    this.subscriptions.set(room, this.listen(this.subjectOf(room), room))
+    await this.flushed()
   }
 
   unsubscribe (room: string): void {
@@ -162,13 +149,30 @@ export class NatsBroker implements Broker {
     return `${this.options.prefix}.broadcast`
   }
 
-  /** Room names may hold any character; a subject token may not hold dots, spaces or wildcards. */
   private subjectOf (room: string): string {
-    return `${this.options.prefix}.room.${Buffer.from(room).toString('base64url') || '_'}`
+    return `${this.options.prefix}.room.${subjectToken(room)}`
   }
 
   private presenceSubjectOf (room: string): string {
-    return `${this.options.prefix}.presence.${Buffer.from(room).toString('base64url') || '_'}`
+    return `${this.options.prefix}.presence.${subjectToken(room)}`
+  }
+
+  /** A subscription whose messages are the room's. */
+  private listen (subject: string, room: string): Subscription {
+    return this.connection.subscribe(subject, {
+      callback: (error, message) => {
+        if (error === null) this.receive(room, decoder.decode(message.data))
+      }
+    })
+  }
+
+  /** Resolves once the server has processed everything sent so far, subscriptions included. */
+  private async flushed (): Promise<void> {
+    try {
+      await this.connection.flush()
+    } catch (error) {
+      throw new EngineUnavailableError(`nats: ${(error as Error).message}`, { cause: error })
+    }
   }
 
   /** Publishes are refused while disconnected: the client would only buffer them. */

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { NatsBroker } from '../../../../lib/engine/nats/broker.js'
-import type { PresenceEvent } from '../../../../lib/engine/types.js'
+import { presenceAcrossReconnect } from '../../../helpers/broker-reconnect.js'
 import { NatsServer } from '../../../helpers/nats-server.js'
 import { TcpProxy } from '../../../helpers/tcp-proxy.js'
 
@@ -17,24 +17,11 @@ t.test('after the connection comes back, watched rooms get their presence events
     positions: async rooms => rooms.map(() => ({ seq: 0, epoch: 'e' }))
   })
   t.teardown(() => broker.close())
-  const events: PresenceEvent[] = []
-  broker.handle({ publication () {}, broadcast () {}, presence (event) { events.push(event) }, epoch () {}, lost () {} })
-  for (const room of ['watched', 'quiet']) await broker.subscribe(room)
-  await broker.watch('watched')
-  await broker.watch('quiet')
-  broker.unwatch('quiet')
-
-  proxy.cut()
-  while (broker.ready()) await sleep(10)
-  proxy.restore()
-  const deadline = Date.now() + 10_000
-  for (let n = 0; !events.some(event => event.room === 'watched'); n++) {
-    if (Date.now() > deadline) throw new Error('no presence event after the reconnect')
-    if (broker.ready()) {
-      broker.presence({ room: 'quiet', kind: 'joined', client: `q${n}` })
-      broker.presence({ room: 'watched', kind: 'joined', client: `w${n}` })
-    }
-    await sleep(50)
+  const drop = async (): Promise<void> => {
+    proxy.cut()
+    while (broker.ready()) await sleep(10)
+    proxy.restore()
   }
+  const { events } = await presenceAcrossReconnect(broker, drop, { ready: () => broker.ready(), timeoutMs: 10_000 })
   t.same(events.filter(event => event.room === 'quiet'), [], 'a room unwatched before the drop is not subscribed again')
 })
