@@ -11,6 +11,7 @@ import type {
   Recovery,
   StreamPosition
 } from '../types.js'
+import { TurnBatch } from '../turn-batch.js'
 import { migrate } from './migrations.js'
 
 export interface PostgresHistoryOptions extends StreamLimits {
@@ -50,6 +51,8 @@ type Row = Record<string, string | null>
 export class PostgresHistory implements HistoryStore {
   private readonly pool: pg.Pool
   private readonly counters: HistoryStats = { duplicates: 0 }
+  /** The joins of a turn to the same room share one read of its position. */
+  private readonly positionReads = new TurnBatch<undefined, StreamPosition>(room => this.readPosition(room))
   private queue: Pending[] = []
   private flushing = false
   private scheduled = false
@@ -98,7 +101,11 @@ export class PostgresHistory implements HistoryStore {
     })
   }
 
-  async position (room: string): Promise<StreamPosition> {
+  position (room: string): Promise<StreamPosition> {
+    return this.positionReads.add(room, undefined)
+  }
+
+  private async readPosition (room: string): Promise<StreamPosition> {
     const { size, ttlMs } = limitsOf(this.options, room)
     const { rows } = await this.query(`SELECT o_epoch, o_top FROM current_stream($1, $2, $3, $4, ${NOW_MS}, false)`, [room, candidateEpoch(), ttlMs, size])
     return positionOf(rows[0] as Row)

@@ -11,6 +11,7 @@ import type {
   StreamPosition
 } from '../types.js'
 import { candidateEpoch, decodeEntry, encodeRequest, limitsOf, type StreamLimits } from '../entry.js'
+import { TurnBatch } from '../turn-batch.js'
 import { run, type ScriptCommands, type Shard, type Shards } from './shards.js'
 
 export interface RedisHistoryOptions extends StreamLimits {
@@ -24,6 +25,8 @@ export interface RedisHistoryOptions extends StreamLimits {
  */
 export class RedisHistory implements HistoryStore {
   private readonly counters: HistoryStats = { duplicates: 0 }
+  /** The joins of a turn to the same room share one read of its position. */
+  private readonly positionReads = new TurnBatch<undefined, StreamPosition>(room => this.readPosition(room))
 
   constructor (private readonly shards: Shards, private readonly options: RedisHistoryOptions) {}
 
@@ -47,7 +50,11 @@ export class RedisHistory implements HistoryStore {
     return { epoch, seq, duplicate: duplicate === 1 }
   }
 
-  async position (room: string): Promise<StreamPosition> {
+  position (room: string): Promise<StreamPosition> {
+    return this.positionReads.add(room, undefined)
+  }
+
+  private async readPosition (room: string): Promise<StreamPosition> {
     const shard = this.shards.of(room)
     const [epoch, seq] = await run(shard, () => shard.command.sbPosition(
       this.shards.key(room, 's'), this.shards.key(room, 'h'), candidateEpoch(), limitsOf(this.options, room).ttlMs))

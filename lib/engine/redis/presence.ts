@@ -1,4 +1,5 @@
 import type { PresenceMember, PresencePage, PresenceStats, PresenceStore } from '../types.js'
+import { TurnBatch } from '../turn-batch.js'
 import { run, type Shard, type Shards } from './shards.js'
 
 export interface RedisPresenceOptions {
@@ -6,8 +7,8 @@ export interface RedisPresenceOptions {
   ttlMs: number
 }
 
-/** Members per refresh batch: one takes Redis 1–2 ms. */
-const REFRESH_BATCH = 1000
+/** Members per refresh batch, and per call of a turn's joins and leaves: one takes Redis 1–2 ms. */
+const BATCH = 1000
 
 /** One script call of a refresh: some of a room's members; the room's last slice also drops expired members. */
 interface RefreshSlice {
@@ -18,8 +19,14 @@ interface RefreshSlice {
 
 interface ScriptPipeline {
   sbPresenceRefresh (...args: (string | number)[]): void
-  sbPresenceRestore (...args: (string | number)[]): void
+  sbPresenceChange (...args: (string | number)[]): void
   exec (): Promise<[Error | null, unknown][]>
+}
+
+/** A change of a room's presence on its way to Redis: the member's JSON for a join, '' for a leave. */
+interface Change {
+  client: string
+  json: string
 }
 
 interface StoredMember {
@@ -40,6 +47,8 @@ export class RedisPresence implements PresenceStore {
   private readonly local = new Map<string, Map<string, string>>()
   private localMembers = 0
   private readonly refresher: NodeJS.Timeout
+  /** The joins and leaves of a turn in the same room go to Redis together, in order, BATCH per call. */
+  private readonly changes = new TurnBatch<Change, void>((room, changes) => this.apply(room, changes))
 
   /**
    * A member is kept this long past each refresh and refreshes come every third of the ttl, so a dead
@@ -54,28 +63,46 @@ export class RedisPresence implements PresenceStore {
     this.refresher.unref()
   }
 
-  async join (room: string, member: PresenceMember): Promise<void> {
-    const shard = this.shards.of(room)
+  join (room: string, member: PresenceMember): Promise<void> {
     const stored: StoredMember = { c: member.client, u: member.user, j: member.joinedAt, i: member.info }
-    const json = JSON.stringify(stored)
-    await run(shard, () => shard.command.sbPresenceJoin(...this.keys(room), member.client, json, this.lifetimeMs, member.user ?? ''))
-    let clients = this.local.get(room)
-    if (clients === undefined) {
-      clients = new Map()
-      this.local.set(room, clients)
-    }
-    if (!clients.has(member.client)) this.localMembers++
-    clients.set(member.client, json)
+    return this.changes.add(room, { client: member.client, json: JSON.stringify(stored) })
   }
 
-  async leave (room: string, client: string): Promise<void> {
+  /** Not refreshed from now on, whether or not Redis is reached. */
+  leave (room: string, client: string): Promise<void> {
+    this.forget(room, client)
+    return this.changes.add(room, { client, json: '' })
+  }
+
+  private async apply (room: string, changes: Change[]): Promise<void> {
+    const shard = this.shards.of(room)
+    const keys = this.keys(room)
+    await Promise.all(Array.from({ length: Math.ceil(changes.length / BATCH) }, (_, slice) => {
+      const pairs = changes.slice(slice * BATCH, (slice + 1) * BATCH).flatMap(({ client, json }) => [client, json])
+      return run(shard, () => shard.command.sbPresenceChange(...keys, this.lifetimeMs, ...pairs))
+    }))
+    // In order, so that a member who joined and left within the turn is not refreshed.
+    for (const { client, json } of changes) {
+      if (json === '') {
+        this.forget(room, client)
+        continue
+      }
+      let clients = this.local.get(room)
+      if (clients === undefined) {
+        clients = new Map()
+        this.local.set(room, clients)
+      }
+      if (!clients.has(client)) this.localMembers++
+      clients.set(client, json)
+    }
+  }
+
+  private forget (room: string, client: string): void {
     const clients = this.local.get(room)
     if (clients?.delete(client) === true) {
       this.localMembers--
       if (clients.size === 0) this.local.delete(room)
     }
-    const shard = this.shards.of(room)
-    await run(shard, () => shard.command.sbPresenceLeave(...this.keys(room), client))
   }
 
   async page (room: string, limit: number, cursor?: string): Promise<PresencePage> {
@@ -121,7 +148,7 @@ export class RedisPresence implements PresenceStore {
   }
 
   /**
-   * Batches of up to REFRESH_BATCH members, one after another: Redis serves other clients between
+   * Batches of up to BATCH members, one after another: Redis serves other clients between
    * them, and a command this node sends meanwhile waits behind one batch, not behind every room. (In
    * one call, a room of 16,000 held Redis for 80 ms.)
    */
@@ -130,14 +157,14 @@ export class RedisPresence implements PresenceStore {
     let size = 0
     for (const [room, clients] of rooms) {
       const ids = Array.from(clients.keys())
-      for (let first = 0; first < ids.length; first += REFRESH_BATCH) {
-        const slice = ids.slice(first, first + REFRESH_BATCH)
-        if (size + slice.length > REFRESH_BATCH) {
+      for (let first = 0; first < ids.length; first += BATCH) {
+        const slice = ids.slice(first, first + BATCH)
+        if (size + slice.length > BATCH) {
           if (!await this.refreshBatch(shard, batch)) return
           batch = []
           size = 0
         }
-        batch.push({ room, ids: slice, last: first + REFRESH_BATCH >= ids.length })
+        batch.push({ room, ids: slice, last: first + BATCH >= ids.length })
         size += slice.length
       }
     }
@@ -163,7 +190,7 @@ export class RedisPresence implements PresenceStore {
         return json === undefined ? [] : [client, json]
       })
       if (pairs.length === 0) return
-      restore.sbPresenceRestore(...this.keys(room), this.lifetimeMs, ...pairs)
+      restore.sbPresenceChange(...this.keys(room), this.lifetimeMs, ...pairs)
       restoring = true
     })
     if (restoring) await restore.exec().catch(() => {})

@@ -149,29 +149,6 @@ local function keepFor (ms)
 end
 `
 
-/** KEYS: order, members, expiry, users. ARGV: client, member JSON, ttl ms, user ('' for none). Returns 1 if the client was new. */
-export const PRESENCE_JOIN = PRESENCE_PRELUDE + `
-local ttl = tonumber(ARGV[3])
-if redis.call('ZSCORE', order, ARGV[1]) then
-  redis.call('ZADD', expiry, now + ttl, ARGV[1])
-  return 0
-end
-redis.call('ZADD', order, nextOrder(), ARGV[1])
-redis.call('HSET', members, ARGV[1], ARGV[2])
-redis.call('ZADD', expiry, now + ttl, ARGV[1])
-if ARGV[4] ~= '' then redis.call('HINCRBY', users, ARGV[4], 1) end
-keepFor(ttl)
-return 1
-`
-
-/** KEYS: order, members, expiry, users. ARGV: client. */
-export const PRESENCE_LEAVE = PRESENCE_PRELUDE + `
-forgetUser(redis.call('HGET', members, ARGV[1]))
-redis.call('ZREM', order, ARGV[1])
-redis.call('HDEL', members, ARGV[1])
-return redis.call('ZREM', expiry, ARGV[1])
-`
-
 /**
  * KEYS: order, members, expiry, users. ARGV: after (score, exclusive), limit. Drops expired members
  * first. Returns {total, scores and member JSON interleaved, more (1/0), distinct users}.
@@ -225,21 +202,33 @@ end
 return {#gone, lost}
 `
 
-/** Adds back members that Redis lost. KEYS: order, members, expiry, users. ARGV: ttl ms, then client and member JSON pairs. */
-export const PRESENCE_RESTORE = PRESENCE_PRELUDE + `
+/**
+ * Joins and leaves, in order: the changes of a turn, or the members a refresh found that Redis lost.
+ * KEYS: order, members, expiry, users. ARGV: ttl ms, then pairs of client and member JSON, or '' for a
+ * leave. A member already there keeps its place and JSON and has its expiry extended.
+ */
+export const PRESENCE_CHANGE = PRESENCE_PRELUDE + `
 local ttl = tonumber(ARGV[1])
-local restored = 0
+local joined = false
+local score
 for i = 2, #ARGV, 2 do
-  local client = ARGV[i]
-  if not redis.call('ZSCORE', order, client) then
-    redis.call('ZADD', order, nextOrder(), client)
-    redis.call('HSET', members, client, ARGV[i + 1])
-    local user = cjson.decode(ARGV[i + 1]).u
-    if type(user) == 'string' then redis.call('HINCRBY', users, user, 1) end
-    restored = restored + 1
+  local client, member = ARGV[i], ARGV[i + 1]
+  if member == '' then
+    forgetUser(redis.call('HGET', members, client))
+    redis.call('ZREM', order, client)
+    redis.call('HDEL', members, client)
+    redis.call('ZREM', expiry, client)
+  else
+    if not redis.call('ZSCORE', order, client) then
+      score = score and score + 1 or nextOrder()
+      redis.call('ZADD', order, score, client)
+      redis.call('HSET', members, client, member)
+      local user = cjson.decode(member).u
+      if type(user) == 'string' then redis.call('HINCRBY', users, user, 1) end
+    end
+    redis.call('ZADD', expiry, now + ttl, client)
+    joined = true
   end
-  redis.call('ZADD', expiry, now + ttl, client)
 end
-if #ARGV > 1 then keepFor(ttl) end
-return restored
+if joined then keepFor(ttl) end
 `

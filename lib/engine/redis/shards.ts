@@ -1,7 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis'
 import { BrokerStats } from '../broker-wire.js'
 import { EngineUnavailableError } from '../errors.js'
-import { APPEND, POSITION, PRESENCE_JOIN, PRESENCE_LEAVE, PRESENCE_PAGE, PRESENCE_REFRESH, PRESENCE_RESTORE, READ, RECOVER } from './scripts.js'
+import { APPEND, POSITION, PRESENCE_CHANGE, PRESENCE_PAGE, PRESENCE_REFRESH, READ, RECOVER } from './scripts.js'
 
 /** The scripts as ioredis commands (EVALSHA, falling back to EVAL once per connection). */
 export interface ScriptCommands {
@@ -9,11 +9,9 @@ export interface ScriptCommands {
   sbPosition (...args: (string | number)[]): Promise<[string, number]>
   sbRead (...args: (string | number)[]): Promise<[string, number, string[]]>
   sbRecover (...args: (string | number)[]): Promise<[string, number, string, string[]?]>
-  sbPresenceJoin (...args: (string | number)[]): Promise<number>
-  sbPresenceLeave (...args: (string | number)[]): Promise<number>
+  sbPresenceChange (...args: (string | number)[]): Promise<null>
   sbPresencePage (...args: (string | number)[]): Promise<[number, string[], number, number]>
   sbPresenceRefresh (...args: (string | number)[]): Promise<[number, string[]]>
-  sbPresenceRestore (...args: (string | number)[]): Promise<number>
 }
 
 export type CommandClient = Redis & ScriptCommands
@@ -40,11 +38,9 @@ const SCRIPTS = {
   sbPosition: { lua: POSITION, numberOfKeys: 2 },
   sbRead: { lua: READ, numberOfKeys: 2 },
   sbRecover: { lua: RECOVER, numberOfKeys: 2 },
-  sbPresenceJoin: { lua: PRESENCE_JOIN, numberOfKeys: 4 },
-  sbPresenceLeave: { lua: PRESENCE_LEAVE, numberOfKeys: 4 },
+  sbPresenceChange: { lua: PRESENCE_CHANGE, numberOfKeys: 4 },
   sbPresencePage: { lua: PRESENCE_PAGE, numberOfKeys: 4 },
-  sbPresenceRefresh: { lua: PRESENCE_REFRESH, numberOfKeys: 4 },
-  sbPresenceRestore: { lua: PRESENCE_RESTORE, numberOfKeys: 4 }
+  sbPresenceRefresh: { lua: PRESENCE_REFRESH, numberOfKeys: 4 }
 }
 
 function nameOf (url: string): string {

@@ -50,3 +50,73 @@ t.test('a room refreshed in several slices keeps every member and brings back th
   t.ok(soonest > Date.now(), 'no member is past its expiry: every slice was extended')
   t.match(await engine.presence.page('crowd', 1), { users: 10 })
 })
+
+/** The scripts that Redis ran on keys under `prefix` while `work` ran, by the key they were given first. */
+async function scriptsRun (prefix: string, work: () => Promise<unknown>): Promise<Map<string, number>> {
+  const watcher = new Redis(REDIS_URL)
+  const monitor = await watcher.monitor()
+  const byKey = new Map<string, number>()
+  const sentinel = `${prefix}sentinel`
+  let sawSentinel!: () => void
+  const seen = new Promise<void>(resolve => { sawSentinel = resolve })
+  monitor.on('monitor', (_time: string, args: string[]) => {
+    if (args[1] === sentinel) sawSentinel()
+    const key = args[3]
+    if ((args[0] === 'evalsha' || args[0] === 'eval') && key?.startsWith(prefix) === true) byKey.set(key, (byKey.get(key) ?? 0) + 1)
+  })
+  const admin = new Redis(REDIS_URL)
+  try {
+    await work()
+    // MONITOR reports in the order Redis ran the commands: once it shows this one, it showed the work's.
+    await admin.get(sentinel)
+    await seen
+  } finally {
+    admin.disconnect()
+    monitor.disconnect()
+    watcher.disconnect()
+  }
+  return byKey
+}
+
+t.test('the joins of a turn to a room reach Redis as one call per thousand members, and the positions they read as one', async t => {
+  const prefix = redisPrefix()
+  const engine = await testEngine({ broker: 'redis', history: 'redis', presence: 'redis', redisPrefix: prefix }, { historySize: 10, historyTtlMs: 60_000, idempotencyTtlMs: 60_000 })
+  t.teardown(() => engine.close())
+  await engine.publish({ room: 'storm', data: '1', priority: 2, ts: 1 })
+  let positions: unknown[] = []
+  const scripts = await scriptsRun(prefix, async () => {
+    const joins = Array.from({ length: 2500 }, (_, i) => engine.presence.join('storm', { client: `c${i}`, user: `u${i % 7}`, joinedAt: i, info: i }))
+    positions = await Promise.all(Array.from({ length: 2500 }, () => engine.history.position('storm')))
+    await Promise.all(joins)
+  })
+  t.equal(scripts.get(`${prefix}{storm}:p`), 3, 'presence: 2500 joins in three calls')
+  t.equal(scripts.get(`${prefix}{storm}:s`), 1, 'one read of the position')
+  t.ok(positions.every(position => (position as { seq: number }).seq === 1), 'every join was told the same position')
+  t.match(await engine.presence.page('storm', 1), { total: 2500, users: 7 }, 'every member is there')
+  const again = await scriptsRun(prefix, async () => {
+    await engine.presence.join('storm', { client: 'late', joinedAt: 0 })
+    await engine.presence.join('storm', { client: 'later', joinedAt: 0 })
+  })
+  t.equal(again.get(`${prefix}{storm}:p`), 2, 'joins of different turns make calls of their own')
+  t.match(await engine.presence.page('storm', 1), { total: 2502 })
+})
+
+t.test('joins and leaves of one turn reach Redis in the order they were made', async t => {
+  const prefix = redisPrefix()
+  const engine = await testEngine({ broker: 'redis', history: 'redis', presence: 'redis', redisPrefix: prefix, presenceTtlMs: 600 }, { historySize: 10, historyTtlMs: 60_000, idempotencyTtlMs: 60_000 })
+  t.teardown(() => engine.close())
+  const member = (client: string): { client: string, user: string, joinedAt: number } => ({ client, user: client, joinedAt: 1 })
+  const scripts = await scriptsRun(prefix, () => Promise.all([
+    engine.presence.join('order', member('back')),
+    engine.presence.leave('order', 'back'),
+    engine.presence.join('order', member('back')),
+    engine.presence.join('order', member('gone')),
+    engine.presence.leave('order', 'gone')
+  ]))
+  t.equal(scripts.get(`${prefix}{order}:p`), 1, 'one call for the five changes')
+  t.match(await engine.presence.page('order', 10), { total: 1, users: 1, members: [{ client: 'back' }] }, 'who rejoined is in, who left last is out')
+  t.match(engine.presence.stats(), { members: 1 }, 'and only the member still in is refreshed by this node')
+  // A refresh (every 200 ms here) would bring back a member this node still counted.
+  await sleep(700)
+  t.match(await engine.presence.page('order', 10), { total: 1, members: [{ client: 'back' }] }, 'still so after refreshes')
+})
