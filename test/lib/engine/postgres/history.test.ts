@@ -62,3 +62,22 @@ t.test('publishes of one room keep their order within and across batches, and ea
     t.same(mine.map(a => a.publication.seq), mine.map((_, i) => i + 1), `order-${room}: seqs in the order the publishes were made`)
   }
 })
+
+t.test('the position reads of one turn to a room are one query, and a later turn reads again', async t => {
+  const history = await PostgresHistory.open({ databaseUrl: DATABASE_URL, schema, timeoutMs: 5000, size: 100, ttlMs: 60_000, idempotencyTtlMs: 60_000 })
+  t.teardown(() => history.close())
+  await history.append({ room: 'storm', data: '1', priority: Priority.normal, ts: 1 })
+  // Its pool is private: counting the statements it is given is the point of this test.
+  const pool = (history as unknown as { pool: pg.Pool }).pool
+  const statements: string[] = []
+  const query = pool.query.bind(pool) as (text: string, values: unknown[]) => Promise<pg.QueryResult>
+  pool.query = ((text: string, values: unknown[]) => {
+    statements.push(text)
+    return query(text, values)
+  }) as typeof pool.query
+  const positions = await Promise.all(Array.from({ length: 500 }, (_, i) => history.position(i % 2 === 0 ? 'storm' : 'calm')))
+  t.equal(statements.length, 2, 'one query per room for 500 joins')
+  t.ok(positions.every((position, i) => position.seq === (i % 2 === 0 ? 1 : 0)), 'each join told its room\'s position')
+  await history.append({ room: 'storm', data: '2', priority: Priority.normal, ts: 2 })
+  t.match(await history.position('storm'), { seq: 2 }, 'the next turn reads the stream as it is now')
+})
