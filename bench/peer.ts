@@ -166,9 +166,11 @@ export class BenchPeer {
     return this.ws.socket.bytesRead
   }
 
-  join (room: string): Promise<unknown> {
+  /** With `since` (protocol v1 only), the join recovers what came after that position. */
+  join (room: string, since?: { epoch: string, seq: number }): Promise<unknown> {
     const ref = ++this.nextRef
-    if (this.dialect === 'v1') this.ws.send(`{"op":"join","room":"${room}","ref":${ref}}`)
+    const sincePart = since === undefined ? '' : `,"since":{"epoch":${JSON.stringify(since.epoch)},"seq":${since.seq}}`
+    if (this.dialect === 'v1') this.ws.send(`{"op":"join","room":"${room}"${sincePart},"ref":${ref}}`)
     else this.ws.send(`42${ref}["join","${room}"]`)
     return this.awaitAnswer(ref)
   }

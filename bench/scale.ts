@@ -20,6 +20,8 @@ broadcast to all of them from a client of the first node.
   --prev=REV             the nodes run git revision REV instead of the working tree (before/after)
   --storm                every client connects first, then all join at once (a reconnect storm);
                          joins refused (unavailable past REDIS_TIMEOUT_MS) are counted, not failed
+  --recover=3            with --storm: every join recovers the last 3 messages of the room, as the
+                         client's rejoin after a reconnect does (join with since)
   --smoke                600 connections, 2 nodes, 2 broadcasts: what CI runs`
 
 const { values: flags } = parseArgs({
@@ -31,6 +33,7 @@ const { values: flags } = parseArgs({
     redis: { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
     smoke: { type: 'boolean', default: false },
     storm: { type: 'boolean', default: false },
+    recover: { type: 'string', default: '0' },
     prev: { type: 'string' },
     help: { type: 'boolean', default: false }
   }
@@ -43,7 +46,8 @@ const connections = flags.smoke ? 600 : Number(flags.connections)
 const nodeCount = flags.smoke ? 2 : Number(flags.nodes)
 const broadcasts = flags.smoke ? 2 : Number(flags.broadcasts)
 const client = flags.client
-if (!Number.isInteger(connections) || !Number.isInteger(nodeCount) || !Number.isInteger(broadcasts) || connections < nodeCount || nodeCount < 1 || broadcasts < 1 || !isClientKind(client)) {
+const recover = Number(flags.recover)
+if (!Number.isInteger(connections) || !Number.isInteger(nodeCount) || !Number.isInteger(broadcasts) || connections < nodeCount || nodeCount < 1 || broadcasts < 1 || !Number.isInteger(recover) || recover < 0 || (recover > 0 && !flags.storm) || !isClientKind(client)) {
   console.error(USAGE)
   process.exit(2)
 }
@@ -75,8 +79,9 @@ const settledRssOf = async (nodes: ServerProcess[]): Promise<number> => {
 interface HelperConnected {
   ms: number
   connectAndJoinMs: LatencySummary
-  /** With --storm: the joins answered, those refused by code, and from the first join sent to the last answer. */
+  /** With --storm: the joins answered, how many of them recovered, those refused by code, and from the first join sent to the last answer. */
   joined?: number
+  recovered?: number
   refused?: Record<string, number>
   stormMs?: number
 }
@@ -92,12 +97,21 @@ try {
       env: { BROKER: 'redis', REDIS_URL: flags.redis, REDIS_PREFIX: prefix, NODE_ID: `scale-${i}`, DEMO: 'false' }
     }))
   }
-  const publisher = await BenchPeer.connect('v1', '127.0.0.1', (nodes[0] as ServerProcess).port, () => {}, client)
-  await publisher.join(ROOM)
+  // Messages numbered 0 are the ones the storm's clients missed (--recover); broadcasts count from 1.
+  let missedBack = (): void => {}
+  const missedArrived = new Promise<void>(resolve => { missedBack = resolve })
+  let missedSeen = 0
+  const publisher = await BenchPeer.connect('v1', '127.0.0.1', (nodes[0] as ServerProcess).port, (_priority, _publisher, n) => {
+    if (n === 0 && ++missedSeen === recover) missedBack()
+  }, client)
+  const { seq, epoch } = await publisher.join(ROOM) as { seq: number, epoch: string }
+  for (let i = 0; i < recover; i++) publisher.publish(ROOM, benchPayload(2, 0, 0, wallUs(), 100), 2)
+  if (recover > 0) await missedArrived
+  const since = recover > 0 ? [JSON.stringify({ epoch, seq })] : []
   const rssBefore = await settledRssOf(nodes)
 
   const shares = nodes.map((_, i) => Math.min(perNode, connections - i * perNode))
-  helpers.push(...nodes.map((node, i) => spawnHelper('bench/scale-clients.ts', undefined, [String(node.port), String(shares[i]), String(CONNECT_CONCURRENCY), ROOM, client, flags.storm ? 'storm' : 'as-connected'])))
+  helpers.push(...nodes.map((node, i) => spawnHelper('bench/scale-clients.ts', undefined, [String(node.port), String(shares[i]), String(CONNECT_CONCURRENCY), ROOM, client, flags.storm ? 'storm' : 'as-connected', ...since])))
   const connected = await Promise.all(helpers.map(helper => nextMessage(helper, message => (typeof message.ms === 'number' ? message as unknown as HelperConnected : undefined))))
   const joined = flags.storm ? connected.reduce((total, helper) => total + (helper.joined ?? 0), 0) : connections
   const connectSeconds = Math.max(...connected.map(helper => helper.ms)) / 1000
@@ -169,7 +183,7 @@ try {
     missing: joined * broadcasts - delivered,
     latencyMs: summarize(all),
     lastMs: perBroadcast.map(b => b.lastMs),
-    ...(flags.storm ? { storm: { joined, refused, seconds: round(stormSeconds, 2), joinsPerSec: Math.round(joined / stormSeconds) } } : {})
+    ...(flags.storm ? { storm: { joined, ...(recover > 0 ? { recovered: connected.reduce((total, helper) => total + (helper.recovered ?? 0), 0) } : {}), refused, seconds: round(stormSeconds, 2), joinsPerSec: Math.round(joined / stormSeconds) } } : {})
   }
   console.log(JSON.stringify(result))
   if (result.missing > 0) {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { Priority } from '../protocol/priority.js'
-import type { Publication, PublishRequest } from './types.js'
+import type { Publication, PublishRequest, StreamPosition } from './types.js'
 
 /**
  * A stored message outside this process (a Redis list, a PostgreSQL row, a broker's message): `seq|storedAt|header\ndata`, where the script adds seq and storedAt and
@@ -63,4 +63,16 @@ export interface StreamLimits {
 export function limitsOf (options: StreamLimits, room: string): { size: number, ttlMs: number } {
   const limits = options.limitsFor?.(room)
   return { size: limits?.size ?? options.size, ttlMs: limits?.ttlMs ?? options.ttlMs }
+}
+
+/** What a recovering join asks a history store for. */
+export interface RecoveryRequest {
+  room: string
+  since: StreamPosition
+  max: number
+}
+
+/** Recoveries with the same key get the same answer. */
+export function recoveryKey (room: string, since: StreamPosition, max: number): string {
+  return `${room}\u0000${since.epoch}\u0000${since.seq}\u0000${max}`
 }

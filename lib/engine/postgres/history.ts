@@ -1,6 +1,6 @@
 import pg from 'pg'
 import { EngineUnavailableError } from '../errors.js'
-import { candidateEpoch, decodePayload, encodeRequest, limitsOf, type StreamLimits } from '../entry.js'
+import { candidateEpoch, decodePayload, encodeRequest, limitsOf, recoveryKey, type RecoveryRequest, type StreamLimits } from '../entry.js'
 import type {
   HistoryPage,
   HistoryQuery,
@@ -53,6 +53,11 @@ export class PostgresHistory implements HistoryStore {
   private readonly counters: HistoryStats = { duplicates: 0 }
   /** The joins of a turn to the same room share one read of its position. */
   private readonly positionReads = new TurnBatch<undefined, StreamPosition>(room => this.readPosition(room))
+  /** The recovering joins of a turn from the same position share one read: a reconnect storm's clients last saw the same seq. */
+  private readonly recoveryReads = new TurnBatch<RecoveryRequest, Recovery>((_, [first]) => {
+    const { room, since, max } = first as RecoveryRequest
+    return this.readRecovery(room, since, max)
+  })
   private queue: Pending[] = []
   private flushing = false
   private scheduled = false
@@ -136,7 +141,11 @@ export class PostgresHistory implements HistoryStore {
     return { position, publications }
   }
 
-  async recover (room: string, since: StreamPosition, max: number): Promise<Recovery> {
+  recover (room: string, since: StreamPosition, max: number): Promise<Recovery> {
+    return this.recoveryReads.add(recoveryKey(room, since, max), { room, since, max })
+  }
+
+  private async readRecovery (room: string, since: StreamPosition, max: number): Promise<Recovery> {
     const { size, ttlMs } = limitsOf(this.options, room)
     const { rows } = await this.query(`
       WITH s AS (SELECT o_epoch, o_top FROM current_stream($1, $2, $3, $7, ${NOW_MS}, false))

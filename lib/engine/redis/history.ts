@@ -10,7 +10,7 @@ import type {
   RecoveryFailure,
   StreamPosition
 } from '../types.js'
-import { candidateEpoch, decodeEntry, encodeRequest, limitsOf, type StreamLimits } from '../entry.js'
+import { candidateEpoch, decodeEntry, encodeRequest, limitsOf, recoveryKey, type RecoveryRequest, type StreamLimits } from '../entry.js'
 import { TurnBatch } from '../turn-batch.js'
 import { run, type ScriptCommands, type Shard, type Shards } from './shards.js'
 
@@ -27,6 +27,11 @@ export class RedisHistory implements HistoryStore {
   private readonly counters: HistoryStats = { duplicates: 0 }
   /** The joins of a turn to the same room share one read of its position. */
   private readonly positionReads = new TurnBatch<undefined, StreamPosition>(room => this.readPosition(room))
+  /** The recovering joins of a turn from the same position share one read: a reconnect storm's clients last saw the same seq. */
+  private readonly recoveryReads = new TurnBatch<RecoveryRequest, Recovery>((_, [first]) => {
+    const { room, since, max } = first as RecoveryRequest
+    return this.readRecovery(room, since, max)
+  })
 
   constructor (private readonly shards: Shards, private readonly options: RedisHistoryOptions) {}
 
@@ -71,7 +76,11 @@ export class RedisHistory implements HistoryStore {
     return { position: { epoch, seq }, publications }
   }
 
-  async recover (room: string, since: StreamPosition, max: number): Promise<Recovery> {
+  recover (room: string, since: StreamPosition, max: number): Promise<Recovery> {
+    return this.recoveryReads.add(recoveryKey(room, since, max), { room, since, max })
+  }
+
+  private async readRecovery (room: string, since: StreamPosition, max: number): Promise<Recovery> {
     const shard = this.shards.of(room)
     const [epoch, seq, failure, entries] = await run(shard, () => shard.command.sbRecover(
       this.shards.key(room, 's'), this.shards.key(room, 'h'), candidateEpoch(), limitsOf(this.options, room).ttlMs,

@@ -81,3 +81,20 @@ t.test('the position reads of one turn to a room are one query, and a later turn
   await history.append({ room: 'storm', data: '2', priority: Priority.normal, ts: 2 })
   t.match(await history.position('storm'), { seq: 2 }, 'the next turn reads the stream as it is now')
 })
+
+t.test('the recovering joins of a turn from the same position are one query, and each gets the replay', async t => {
+  const history = await PostgresHistory.open({ databaseUrl: DATABASE_URL, schema, timeoutMs: 5000, size: 100, ttlMs: 60_000, idempotencyTtlMs: 60_000 })
+  t.teardown(() => history.close())
+  const { epoch } = await history.position('rejoin')
+  for (let i = 1; i <= 3; i++) await history.append({ room: 'rejoin', data: String(i), priority: Priority.normal, ts: i })
+  const pool = (history as unknown as { pool: pg.Pool }).pool
+  let statements = 0
+  const query = pool.query.bind(pool) as (text: string, values: unknown[]) => Promise<pg.QueryResult>
+  pool.query = ((text: string, values: unknown[]) => {
+    statements++
+    return query(text, values)
+  }) as typeof pool.query
+  const recoveries = await Promise.all(Array.from({ length: 300 }, () => history.recover('rejoin', { epoch, seq: 1 }, 100)))
+  t.equal(statements, 1)
+  t.ok(recoveries.every(r => r.recovered && r.publications.map(p => p.data).join() === '2,3'), 'every join gets what it missed')
+})

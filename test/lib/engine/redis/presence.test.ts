@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { testEngine } from '../../../helpers/engine.js'
-import { REDIS_URL, redisPrefix } from '../../../helpers/redis.js'
+import { REDIS_URL, redisPrefix, scriptsRun } from '../../../helpers/redis.js'
 
 t.test('members that Redis lost are restored by their node\'s next refresh, still connected', async t => {
   const prefix = redisPrefix()
@@ -50,33 +50,6 @@ t.test('a room refreshed in several slices keeps every member and brings back th
   t.ok(soonest > Date.now(), 'no member is past its expiry: every slice was extended')
   t.match(await engine.presence.page('crowd', 1), { users: 10 })
 })
-
-/** The scripts that Redis ran on keys under `prefix` while `work` ran, by the key they were given first. */
-async function scriptsRun (prefix: string, work: () => Promise<unknown>): Promise<Map<string, number>> {
-  const watcher = new Redis(REDIS_URL)
-  const monitor = await watcher.monitor()
-  const byKey = new Map<string, number>()
-  const sentinel = `${prefix}sentinel`
-  let sawSentinel!: () => void
-  const seen = new Promise<void>(resolve => { sawSentinel = resolve })
-  monitor.on('monitor', (_time: string, args: string[]) => {
-    if (args[1] === sentinel) sawSentinel()
-    const key = args[3]
-    if ((args[0] === 'evalsha' || args[0] === 'eval') && key?.startsWith(prefix) === true) byKey.set(key, (byKey.get(key) ?? 0) + 1)
-  })
-  const admin = new Redis(REDIS_URL)
-  try {
-    await work()
-    // MONITOR reports in the order Redis ran the commands: once it shows this one, it showed the work's.
-    await admin.get(sentinel)
-    await seen
-  } finally {
-    admin.disconnect()
-    monitor.disconnect()
-    watcher.disconnect()
-  }
-  return byKey
-}
 
 t.test('the joins of a turn to a room reach Redis as one call per thousand members, and the positions they read as one', async t => {
   const prefix = redisPrefix()
