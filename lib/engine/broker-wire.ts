@@ -6,19 +6,32 @@ import type { BrokerHandlers, PresenceEvent, Publication } from './types.js'
 /**
  * What cluster brokers carry on a room's channel or subject, one text per message:
  * `m<epoch>|<seq>|<storedAt>|<payload>` for a publication (the payload as history stores it, so the
- * data is never parsed on the way) and `p<JSON>` for a presence event.
+ * data is never parsed on the way) and `p<JSON>` for presence events: one event as an object, or the
+ * events of one turn in the room as an array (a reconnect storm's joins cost one message, not one each).
  */
 export function encodeBrokerPublication (publication: Publication, storedAt: number): string {
   return `m${publication.epoch}|${publication.seq}|${storedAt}|${encodeRequest(publication)}`
 }
 
-export function encodeBrokerPresence (event: PresenceEvent): string {
-  return `p${JSON.stringify({ kind: event.kind, client: event.client, user: event.user })}`
+function presenceFields (event: PresenceEvent): WirePresence {
+  return { kind: event.kind, client: event.client, user: event.user }
+}
+
+/** The events of one room, in order. */
+export function encodeBrokerPresence (events: readonly PresenceEvent[]): string {
+  const json = events.length === 1 ? JSON.stringify(presenceFields(events[0] as PresenceEvent)) : JSON.stringify(events.map(presenceFields))
+  return `p${json}`
+}
+
+interface WirePresence {
+  kind: 'joined' | 'left'
+  client: string
+  user?: string | undefined
 }
 
 export type BrokerMessage =
   | { readonly publication: Publication, readonly storedAt: number }
-  | { readonly presence: PresenceEvent }
+  | { readonly presence: PresenceEvent[] }
 
 export function decodeBrokerMessage (room: string, message: string): BrokerMessage {
   if (message.charCodeAt(0) === 109 /* m */) {
@@ -30,15 +43,16 @@ export function decodeBrokerMessage (room: string, message: string): BrokerMessa
       storedAt: Number(message.slice(seqEnd + 1, storedEnd))
     }
   }
-  const event = JSON.parse(message.slice(1)) as { kind: 'joined' | 'left', client: string, user?: string }
-  return { presence: { room, kind: event.kind, client: event.client, user: event.user } }
+  const parsed = JSON.parse(message.slice(1)) as WirePresence | WirePresence[]
+  const events = Array.isArray(parsed) ? parsed : [parsed]
+  return { presence: events.map(event => ({ room, kind: event.kind, client: event.client, user: event.user })) }
 }
 
 /** A room's message from a broker: a presence event goes to the node, a publication through the sequencer. */
 export function receiveBrokerMessage (room: string, text: string, handlers: BrokerHandlers | undefined, sequencer: Sequencer, lagSeconds: PlainHistogram): void {
   const decoded = decodeBrokerMessage(room, text)
   if ('presence' in decoded) {
-    handlers?.presence(decoded.presence)
+    for (const event of decoded.presence) handlers?.presence(event)
     return
   }
   lagSeconds.observe(Math.max(0, Date.now() - decoded.storedAt) / 1000)

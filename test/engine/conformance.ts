@@ -219,6 +219,20 @@ export function engineConformance (name: string, factory: EngineFactory): void {
     t.same(delivered.presence.map(event => `${event.kind} ${event.client}`), ['joined m1', 'left member', 'joined m2'], 'none after unwatch')
   })
 
+  t.test(`${name}: a room's presence events of one turn arrive in order, in one message on a cluster broker`, async t => {
+    const { engine, delivered } = await setup(t, factory)
+    const room = freshRoom()
+    await engine.broker.subscribe(room)
+    await engine.broker.watch(room)
+    const received = (): number => engine.cluster?.shards.reduce((total, shard) => total + shard.stats.messagesIn, 0) ?? 0
+    const before = received()
+    const sent = Array.from({ length: 300 }, (_, i) => ({ room, kind: i % 3 === 2 ? 'left' as const : 'joined' as const, client: `c${Math.floor(i / 3)}`, user: i % 2 === 0 ? `u${i}` : undefined }))
+    await Promise.all(sent.map(event => engine.broker.presence(event)))
+    while (delivered.presence.length < sent.length) await sleep(5)
+    t.same(delivered.presence, sent, 'every event, in the order sent')
+    if (engine.cluster !== undefined) t.equal(received() - before, 1, 'as one message')
+  })
+
   t.test(`${name}: presence pages through every member exactly once, in join order`, async t => {
     const { engine } = await setup(t, factory)
     const room = freshRoom()

@@ -1,6 +1,7 @@
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib'
 import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from '../../metrics/histogram.js'
 import { BrokerStats, encodeBrokerPresence, encodeBrokerPublication, receiveBrokerMessage, sinkTo } from '../broker-wire.js'
+import { TurnBatch } from '../turn-batch.js'
 import { EngineUnavailableError } from '../errors.js'
 import type { HeartbeatChannel } from '../heartbeat-nodes.js'
 import { Sequencer, UNORDERED_HOLD_MS } from '../sequencer.js'
@@ -41,6 +42,8 @@ interface Link {
 export class AmqpBroker implements Broker {
   private handlers: BrokerHandlers | undefined
   readonly sequencer: Sequencer
+  /** A room's presence events of one turn travel as one message. */
+  private readonly presenceBatches = new TurnBatch<PresenceEvent, void>((room, events) => this.send(this.presenceExchange, room, encodeBrokerPresence(events)))
   readonly lagSeconds = new PlainHistogram(LATENCY_BUCKETS_SECONDS)
   readonly stats = new BrokerStats()
   private link: Link | undefined
@@ -88,7 +91,7 @@ export class AmqpBroker implements Broker {
   }
 
   presence (event: PresenceEvent): Promise<void> {
-    return this.send(this.presenceExchange, event.room, encodeBrokerPresence(event))
+    return this.presenceBatches.add(event.room, event)
   }
 
   async watch (room: string): Promise<void> {

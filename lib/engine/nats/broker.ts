@@ -1,6 +1,7 @@
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node'
 import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from '../../metrics/histogram.js'
 import { BrokerStats, encodeBrokerPresence, encodeBrokerPublication, receiveBrokerMessage, sinkTo } from '../broker-wire.js'
+import { TurnBatch } from '../turn-batch.js'
 import { EngineUnavailableError } from '../errors.js'
 import type { HeartbeatChannel } from '../heartbeat-nodes.js'
 import { Sequencer, UNORDERED_HOLD_MS } from '../sequencer.js'
@@ -31,6 +32,8 @@ function subjectToken (room: string): string {
 export class NatsBroker implements Broker {
   private handlers: BrokerHandlers | undefined
   readonly sequencer: Sequencer
+  /** A room's presence events of one turn travel as one message. */
+  private readonly presenceBatches = new TurnBatch<PresenceEvent, void>(async (room, events) => { this.send(this.presenceSubjectOf(room), encodeBrokerPresence(events)) })
   readonly lagSeconds = new PlainHistogram(LATENCY_BUCKETS_SECONDS)
   readonly stats = new BrokerStats()
   private readonly subscriptions = new Map<string, Subscription>()
@@ -81,8 +84,8 @@ export class NatsBroker implements Broker {
     this.send(this.broadcastSubject, JSON.stringify(broadcast))
   }
 
-  presence (event: PresenceEvent): void {
-    this.send(this.presenceSubjectOf(event.room), encodeBrokerPresence(event))
+  presence (event: PresenceEvent): Promise<void> {
+    return this.presenceBatches.add(event.room, event)
   }
 
   /** The flush makes the server hold the subscription before a watcher's join is answered. */

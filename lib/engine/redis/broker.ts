@@ -2,6 +2,7 @@ import { LATENCY_BUCKETS_SECONDS, PlainHistogram } from '../../metrics/histogram
 import { Sequencer } from '../sequencer.js'
 import type { Broadcast, Broker, BrokerHandlers, HistoryPage, HistoryQuery, PresenceEvent, Publication, StreamPosition } from '../types.js'
 import { encodeBrokerPresence, encodeBrokerPublication, receiveBrokerMessage, sinkTo } from '../broker-wire.js'
+import { TurnBatch } from '../turn-batch.js'
 import { run, type Shard, type Shards } from './shards.js'
 
 export interface RedisBrokerOptions {
@@ -25,6 +26,8 @@ const SUBSCRIBE_BATCH = 1000
 export class RedisBroker implements Broker {
   private handlers: BrokerHandlers | undefined
   readonly sequencer: Sequencer
+  /** A room's presence events of one turn travel as one message. */
+  private readonly presenceBatches = new TurnBatch<PresenceEvent, void>((room, events) => this.publishPresence(room, events))
   /** From the script's clock (Redis) to this node's receipt. */
   readonly lagSeconds = new PlainHistogram(LATENCY_BUCKETS_SECONDS)
   private readonly checker: NodeJS.Timeout
@@ -77,9 +80,13 @@ export class RedisBroker implements Broker {
     await run(first, () => first.command.publish(this.shards.broadcastChannel, JSON.stringify(broadcast)))
   }
 
-  async presence (event: PresenceEvent): Promise<void> {
-    const shard = this.shards.of(event.room)
-    await run(shard, () => shard.command.publish(this.shards.presenceChannel(event.room), encodeBrokerPresence(event)))
+  presence (event: PresenceEvent): Promise<void> {
+    return this.presenceBatches.add(event.room, event)
+  }
+
+  private async publishPresence (room: string, events: PresenceEvent[]): Promise<void> {
+    const shard = this.shards.of(room)
+    await run(shard, () => shard.command.publish(this.shards.presenceChannel(room), encodeBrokerPresence(events)))
   }
 
   async watch (room: string): Promise<void> {
