@@ -172,7 +172,7 @@ return {total, out, #page / 2 > limit and 1 or 0, redis.call('HLEN', users)}
  * ms; the room's presence channel on the room's last slice, '' on the others; then client ids. Extends the
  * expiry of those still there and returns {dropped, the ids Redis lost (a restart, an outage longer than
  * the ttl)}. The last slice also drops members nobody refreshes any more (a dead node's) and announces
- * each of those as left: after every slice of this node's members was extended.
+ * them as left, in one message: after every slice of this node's members was extended.
  */
 export const PRESENCE_REFRESH = PRESENCE_PRELUDE + `
 local ttl = tonumber(ARGV[1])
@@ -196,8 +196,11 @@ end
 if changed > 0 then keepFor(ttl) end
 if ARGV[2] == '' then return {0, lost} end
 local gone = removeExpired()
-for _, client in ipairs(gone) do
-  redis.call('PUBLISH', ARGV[2], 'p' .. cjson.encode({kind = 'left', client = client}))
+if #gone > 0 then
+  local events = {}
+  for i, client in ipairs(gone) do events[i] = {kind = 'left', client = client} end
+  -- One message for all of them: a dead node's members, thousands at a time, are one delivery per node.
+  redis.call('PUBLISH', ARGV[2], 'p' .. cjson.encode(events))
 end
 return {#gone, lost}
 `

@@ -93,3 +93,34 @@ t.test('joins and leaves of one turn reach Redis in the order they were made', a
   await sleep(700)
   t.match(await engine.presence.page('order', 10), { total: 1, members: [{ client: 'back' }] }, 'still so after refreshes')
 })
+
+t.test('the members of a node that stopped are announced as left in one message per room', async t => {
+  const prefix = redisPrefix()
+  const parts = { broker: 'redis', history: 'redis', presence: 'redis', redisPrefix: prefix, presenceTtlMs: 600 } as const
+  const settings = { historySize: 10, historyTtlMs: 60_000, idempotencyTtlMs: 60_000 }
+  const dying = await testEngine(parts, settings)
+  const watching = await testEngine(parts, settings)
+  t.teardown(() => watching.close())
+  const left: string[] = []
+  watching.broker.handle({
+    publication () {},
+    broadcast () {},
+    presence (event) { if (event.kind === 'left') left.push(event.client) },
+    epoch () {},
+    lost () {}
+  })
+  await watching.broker.subscribe('wake')
+  await watching.broker.watch('wake')
+  // The watching node refreshes the room because it has a member there itself.
+  await watching.presence.join('wake', { client: 'stays', joinedAt: 0 })
+  await Promise.all(Array.from({ length: 50 }, (_, i) => dying.presence.join('wake', { client: `d${i}`, joinedAt: i })))
+  // Closed without leaving: its members are no longer refreshed, as when a node dies.
+  await dying.close()
+  const received = (): number => watching.cluster?.shards.reduce((total, shard) => total + shard.stats.messagesIn, 0) ?? 0
+  const before = received()
+  const deadline = Date.now() + 5000
+  while (left.length < 50 && Date.now() < deadline) await sleep(20)
+  t.same([...left].sort(), Array.from({ length: 50 }, (_, i) => `d${i}`).sort(), 'every member of the stopped node')
+  t.equal(received() - before, 1, 'in one message')
+  t.match(await watching.presence.page('wake', 10), { total: 1, members: [{ client: 'stays' }] })
+})
