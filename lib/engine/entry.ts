@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Priority } from '../protocol/priority.js'
-import type { Publication, PublishRequest, StreamPosition } from './types.js'
+import { TurnBatch } from './turn-batch.js'
+import type { Publication, PublishRequest, Recovery, StreamPosition } from './types.js'
 
 /**
  * A stored message outside this process (a Redis list, a PostgreSQL row, a broker's message): `seq|storedAt|header\ndata`, where the script adds seq and storedAt and
@@ -65,14 +66,32 @@ export function limitsOf (options: StreamLimits, room: string): { size: number, 
   return { size: limits?.size ?? options.size, ttlMs: limits?.ttlMs ?? options.ttlMs }
 }
 
-/** What a recovering join asks a history store for. */
-export interface RecoveryRequest {
-  room: string
-  since: StreamPosition
-  max: number
-}
+/**
+ * The reads a networked history store makes for joins, shared by the joins of one turn: one position
+ * read per room, and one recovery read per room and position recovered from (a reconnect storm's
+ * clients last saw the same seq).
+ */
+export class JoinReads {
+  private readonly positions: TurnBatch<undefined, StreamPosition>
+  private readonly recoveries: TurnBatch<{ room: string, since: StreamPosition, max: number }, Recovery>
 
-/** Recoveries with the same key get the same answer. */
-export function recoveryKey (room: string, since: StreamPosition, max: number): string {
-  return `${room}\u0000${since.epoch}\u0000${since.seq}\u0000${max}`
+  constructor (
+    readPosition: (room: string) => Promise<StreamPosition>,
+    readRecovery: (room: string, since: StreamPosition, max: number) => Promise<Recovery>
+  ) {
+    this.positions = new TurnBatch(room => readPosition(room))
+    this.recoveries = new TurnBatch((_, [first]) => {
+      const { room, since, max } = first as { room: string, since: StreamPosition, max: number }
+      return readRecovery(room, since, max)
+    })
+  }
+
+  position (room: string): Promise<StreamPosition> {
+    return this.positions.add(room, undefined)
+  }
+
+  /** Recoveries with the same room, position and max get the same answer. */
+  recover (room: string, since: StreamPosition, max: number): Promise<Recovery> {
+    return this.recoveries.add(`${room}\u0000${since.epoch}\u0000${since.seq}\u0000${max}`, { room, since, max })
+  }
 }

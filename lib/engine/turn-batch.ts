@@ -12,8 +12,8 @@ interface Batch<I, R> {
  * Only requests made before the call are in it, so a result never predates a request it answers.
  */
 export class TurnBatch<I, R> {
+  /** Not empty exactly while a flush is scheduled. */
   private waiting = new Map<string, Batch<I, R>>()
-  private scheduled = false
 
   constructor (private readonly serve: (key: string, items: I[]) => Promise<R>) {}
 
@@ -27,11 +27,8 @@ export class TurnBatch<I, R> {
         reject = rejectDone
       })
       batch = { items: [], done, resolve, reject }
+      if (this.waiting.size === 0) setImmediate(this.flush)
       this.waiting.set(key, batch)
-      if (!this.scheduled) {
-        this.scheduled = true
-        setImmediate(this.flush)
-      }
     }
     batch.items.push(item)
     return batch.done
@@ -40,7 +37,6 @@ export class TurnBatch<I, R> {
   private readonly flush = (): void => {
     const batches = this.waiting
     this.waiting = new Map()
-    this.scheduled = false
     for (const [key, batch] of batches) {
       let served: Promise<R>
       try {

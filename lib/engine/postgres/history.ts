@@ -1,6 +1,6 @@
 import pg from 'pg'
 import { EngineUnavailableError } from '../errors.js'
-import { candidateEpoch, decodePayload, encodeRequest, limitsOf, recoveryKey, type RecoveryRequest, type StreamLimits } from '../entry.js'
+import { candidateEpoch, decodePayload, encodeRequest, JoinReads, limitsOf, type StreamLimits } from '../entry.js'
 import type {
   HistoryPage,
   HistoryQuery,
@@ -11,7 +11,6 @@ import type {
   Recovery,
   StreamPosition
 } from '../types.js'
-import { TurnBatch } from '../turn-batch.js'
 import { migrate } from './migrations.js'
 
 export interface PostgresHistoryOptions extends StreamLimits {
@@ -51,13 +50,7 @@ type Row = Record<string, string | null>
 export class PostgresHistory implements HistoryStore {
   private readonly pool: pg.Pool
   private readonly counters: HistoryStats = { duplicates: 0 }
-  /** The joins of a turn to the same room share one read of its position. */
-  private readonly positionReads = new TurnBatch<undefined, StreamPosition>(room => this.readPosition(room))
-  /** The recovering joins of a turn from the same position share one read: a reconnect storm's clients last saw the same seq. */
-  private readonly recoveryReads = new TurnBatch<RecoveryRequest, Recovery>((_, [first]) => {
-    const { room, since, max } = first as RecoveryRequest
-    return this.readRecovery(room, since, max)
-  })
+  private readonly joinReads = new JoinReads(room => this.readPosition(room), (room, since, max) => this.readRecovery(room, since, max))
   private queue: Pending[] = []
   private flushing = false
   private scheduled = false
@@ -107,7 +100,7 @@ export class PostgresHistory implements HistoryStore {
   }
 
   position (room: string): Promise<StreamPosition> {
-    return this.positionReads.add(room, undefined)
+    return this.joinReads.position(room)
   }
 
   private async readPosition (room: string): Promise<StreamPosition> {
@@ -142,7 +135,7 @@ export class PostgresHistory implements HistoryStore {
   }
 
   recover (room: string, since: StreamPosition, max: number): Promise<Recovery> {
-    return this.recoveryReads.add(recoveryKey(room, since, max), { room, since, max })
+    return this.joinReads.recover(room, since, max)
   }
 
   private async readRecovery (room: string, since: StreamPosition, max: number): Promise<Recovery> {

@@ -10,8 +10,7 @@ import type {
   RecoveryFailure,
   StreamPosition
 } from '../types.js'
-import { candidateEpoch, decodeEntry, encodeRequest, limitsOf, recoveryKey, type RecoveryRequest, type StreamLimits } from '../entry.js'
-import { TurnBatch } from '../turn-batch.js'
+import { candidateEpoch, decodeEntry, encodeRequest, JoinReads, limitsOf, type StreamLimits } from '../entry.js'
 import { run, type ScriptCommands, type Shard, type Shards } from './shards.js'
 
 export interface RedisHistoryOptions extends StreamLimits {
@@ -25,13 +24,7 @@ export interface RedisHistoryOptions extends StreamLimits {
  */
 export class RedisHistory implements HistoryStore {
   private readonly counters: HistoryStats = { duplicates: 0 }
-  /** The joins of a turn to the same room share one read of its position. */
-  private readonly positionReads = new TurnBatch<undefined, StreamPosition>(room => this.readPosition(room))
-  /** The recovering joins of a turn from the same position share one read: a reconnect storm's clients last saw the same seq. */
-  private readonly recoveryReads = new TurnBatch<RecoveryRequest, Recovery>((_, [first]) => {
-    const { room, since, max } = first as RecoveryRequest
-    return this.readRecovery(room, since, max)
-  })
+  private readonly joinReads = new JoinReads(room => this.readPosition(room), (room, since, max) => this.readRecovery(room, since, max))
 
   constructor (private readonly shards: Shards, private readonly options: RedisHistoryOptions) {}
 
@@ -56,7 +49,7 @@ export class RedisHistory implements HistoryStore {
   }
 
   position (room: string): Promise<StreamPosition> {
-    return this.positionReads.add(room, undefined)
+    return this.joinReads.position(room)
   }
 
   private async readPosition (room: string): Promise<StreamPosition> {
@@ -77,7 +70,7 @@ export class RedisHistory implements HistoryStore {
   }
 
   recover (room: string, since: StreamPosition, max: number): Promise<Recovery> {
-    return this.recoveryReads.add(recoveryKey(room, since, max), { room, since, max })
+    return this.joinReads.recover(room, since, max)
   }
 
   private async readRecovery (room: string, since: StreamPosition, max: number): Promise<Recovery> {
