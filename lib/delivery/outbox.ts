@@ -102,6 +102,8 @@ export class PriorityOutbox {
   private queuedBytes = 0
   private scheduled = false
   private awaitingWrite = false
+  /** The pump's live turn in which this outbox last wrote a live frame at once. */
+  private liveTurnWritten = 0
   private closed = false
   private emptyWaiters: (() => void)[] | undefined
 
@@ -166,6 +168,29 @@ export class PriorityOutbox {
     }
     this.requestFlush()
     return true
+  }
+
+  /**
+   * A live room message or broadcast: on a quiet server, written at once when this socket has nothing
+   * queued or buffered (see WritePump.liveTurn); otherwise queued as enqueue queues it.
+   */
+  enqueueLive (frame: OutgoingFrame): boolean {
+    if (this.queuedMessages === 0 && !this.closed && !this.awaitingWrite && frame.conflationKey === undefined) {
+      const sink = this.sink
+      if (sink.writable && sink.writableLength === 0) {
+        const turn = this.pump.liveTurn()
+        const wire = frame.wire(this.deflate)
+        if (turn !== 0 && turn !== this.liveTurnWritten && this.fits(wire.length)) {
+          this.liveTurnWritten = turn
+          this.stats.sent[frame.priority]!++
+          // Written as it was queued: it spent no time in the outbox.
+          this.stats.outboxWaitSeconds.observe(0)
+          sink.write(wire)
+          return true
+        }
+      }
+    }
+    return this.enqueue(frame)
   }
 
   private requestFlush (): void {

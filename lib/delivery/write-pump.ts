@@ -25,6 +25,9 @@ const CLOCK_EVERY = 8
  *   all of that callback's frames for a socket in one write. Waiting for the check phase instead cost
  *   about 0.06 ms of latency per message here. Once the WebSocket parser has handled a read chunk,
  *   the session calls flushQuiet, which does that microtask's work at once.
+ * - In such a quiet callback a live message or broadcast for a socket with nothing waiting is written
+ *   as it is fanned out (see liveTurn), so its first recipients do not wait for the rest of the publish.
+ *   The callback's later frames for that socket coalesce as above.
  * - A busy server coalesces: frames queued soon after a flush wait for the check phase of the turn
  *   (setImmediate), after every readable socket was read, and each outbox writes everything it got in
  *   that turn at once.
@@ -49,6 +52,10 @@ export class WritePump {
   private quietRunPending = false
   private sweeping = false
   private lastSliceEnd = -Infinity
+  /** The quiet callback in which live frames are written at once: its number, and when it must stop. */
+  private liveTurnNumber = 0
+  private liveTurnUntil = 0
+  private liveWrites = 0
 
   /** `clock` is performance.now unless a test needs to control time. */
   constructor (private readonly clock: () => number = () => performance.now()) {}
@@ -74,9 +81,43 @@ export class WritePump {
    * holds several frames in several passes. Bound, so that it serves as the microtask too.
    */
   readonly flushQuiet = (): void => {
+    this.endLiveTurn()
     if (!this.quietRunPending) return
     this.quietRunPending = false
     this.run()
+  }
+
+  /**
+   * The number of the quiet callback in progress, in which a live frame for a socket with nothing
+   * waiting may be written at once; 0 when it must be queued. A callback is quiet on the terms of
+   * schedule(), and its direct writes stop after SWEEP_SLICE_MS, as a pass's slice does, so that a
+   * fan-out to thousands continues in the pump's slices. Each socket takes one such write per callback:
+   * the callback's other frames for it coalesce.
+   */
+  liveTurn (): number {
+    if (this.liveTurnUntil === 0) {
+      if (this.sweeping || this.position !== this.passLength || (this.scheduled && !this.quietRunPending)) return 0
+      const now = this.clock()
+      if (now - this.lastSliceEnd < BUSY_WITHIN_MS) return 0
+      this.liveTurnNumber++
+      this.liveTurnUntil = now + SWEEP_SLICE_MS
+      this.liveWrites = 0
+      queueMicrotask(this.endLiveTurn)
+    } else if (++this.liveWrites === CLOCK_EVERY) {
+      this.liveWrites = 0
+      if (this.clock() >= this.liveTurnUntil) {
+        this.endLiveTurn()
+        return 0
+      }
+    }
+    return this.liveTurnNumber
+  }
+
+  /** The callback's direct writes count as a slice: frames queued soon after them coalesce. */
+  private readonly endLiveTurn = (): void => {
+    if (this.liveTurnUntil === 0) return
+    this.liveTurnUntil = 0
+    this.lastSliceEnd = this.clock()
   }
 
   private readonly run = (): void => {

@@ -305,7 +305,7 @@ export class Hub {
     if (room === undefined) return
     if (room.epoch !== publication.epoch) this.noteEpoch(room, publication.room, publication.epoch)
     const frame = messageFrame(publication, true)
-    for (const member of room.members) member.deliver(frame)
+    for (const member of room.members) member.deliverLive(frame)
     if (room.pending !== undefined) for (const waiting of room.pending.values()) waiting.push(frame)
   }
 
@@ -339,7 +339,7 @@ export class Hub {
 
   private deliverBroadcast (broadcast: Broadcast): void {
     const frame = createFrame(encodeBroadcast(broadcast.data, broadcast.priority, broadcast.ts), broadcast.priority, broadcast.ttlMs)
-    for (const connection of this.live) connection.deliver(frame)
+    for (const connection of this.live) connection.deliverLive(frame)
   }
 
   /** Presence events go out once per turn, never inside the join or publish that caused them. */

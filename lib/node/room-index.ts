@@ -5,6 +5,8 @@ import type { Awaitable } from '../engine/types.js'
 export interface Connection {
   readonly id: string
   deliver (frame: OutgoingFrame): void
+  /** A live room message or broadcast, which a quiet server may write at once (PriorityOutbox.enqueueLive). */
+  deliverLive (frame: OutgoingFrame): void
   /** Ends the connection with a close handshake (shutdown uses 1001); resolves once it is closed. */
   close (code: number, reason: string): Promise<void>
   /** Drops the connection at once, for a peer that did not finish the close handshake in time. */

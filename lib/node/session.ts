@@ -144,6 +144,10 @@ export class ClientSession implements OpSession, OutboxListeners, PeerCloseListe
     this.outbox.enqueue(frame)
   }
 
+  deliverLive (frame: OutgoingFrame): void {
+    this.outbox.enqueueLive(frame)
+  }
+
   forgetRoom (room: string): void {
     if (this.gapReports === undefined) return
     for (const key of this.gapReports.keys()) {

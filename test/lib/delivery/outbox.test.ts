@@ -140,6 +140,79 @@ t.test('flushQuiet writes what a quiet pump queued at once, and leaves a busy pu
   t.same(labels(sink), ['a', 'b', 'c'])
 })
 
+t.test('on a quiet pump a live frame for a socket with nothing waiting is written at once, the rest of the callback coalesces', async t => {
+  let clock = 100
+  const pump = new WritePump(() => clock)
+  const stats = new DeliveryStats()
+  const [publisher, member, backed] = [new FakeSink(), new FakeSink(), new FakeSink()]
+  const [own, other, full] = [publisher, member, backed].map(sink => new PriorityOutbox(sink, pump, roomy, stats, ignore)) as [PriorityOutbox, PriorityOutbox, PriorityOutbox]
+  backed.writableLength = 10
+  own.enqueueLive(frame('message', Priority.normal))
+  other.enqueueLive(frame('message', Priority.normal))
+  full.enqueueLive(frame('message', Priority.normal))
+  t.same([publisher.batches, member.batches], [[1], [1]], 'both members written during the fan-out')
+  t.same(backed.writes, [], 'a socket with bytes buffered waits for the pump')
+  own.enqueue(frame('reply', Priority.critical))
+  own.enqueueLive(frame('second', Priority.normal))
+  t.same(publisher.batches, [1], 'one write at once per socket and callback')
+  pump.flushQuiet()
+  t.same(publisher.batches, [1, 2], 'the rest of the callback in one write, in priority order')
+  t.same(labels(publisher), ['message', 'reply', 'second'])
+  t.same(backed.batches, [1])
+  t.equal(stats.sent[Priority.normal], 4, 'every frame counted as sent')
+  t.equal(stats.outboxWaitSeconds.count, 5, 'and observed in the wait histogram')
+  for (const sink of [publisher, member, backed]) sink.release()
+  clock += BUSY_WITHIN_MS / 2
+  other.enqueueLive(frame('soon after', Priority.normal))
+  t.same(member.batches, [1], 'right after the callback the pump is busy: queued')
+  await turn()
+  t.same(member.batches, [1, 1], 'and written in the check phase')
+  member.release()
+  clock += BUSY_WITHIN_MS
+  other.enqueueLive(frame('quiet again', Priority.normal))
+  t.same(member.batches, [1, 1, 1], 'quiet again: at once')
+  await Promise.resolve()
+  member.release()
+  other.enqueueLive(frame('next callback', Priority.normal))
+  t.same(member.batches, [1, 1, 1], 'the callback ended with a write: the next one right after coalesces')
+  await turn()
+  t.same(labels(member), ['message', 'soon after', 'quiet again', 'next callback'])
+})
+
+t.test('a live frame queues behind what its outbox holds, and one that does not fit is dropped as enqueue drops it', async t => {
+  const { sink, outbox, stats } = setup({ maxBytes: 100 })
+  outbox.enqueue(frame('queued', Priority.low))
+  outbox.enqueueLive(frame('live', Priority.low))
+  t.same(sink.writes, [], 'nothing overtakes the queued frame')
+  await Promise.resolve()
+  t.same(labels(sink), ['queued', 'live'])
+  sink.release()
+  await turn()
+  const { sink: other, outbox: small, stats: otherStats } = setup({ maxBytes: 100 })
+  t.notOk(small.enqueueLive(createFrame(JSON.stringify({ label: 'big', pad: 'x'.repeat(200) }), Priority.normal)))
+  t.equal(otherStats.dropped.queue_full[Priority.normal], 1, 'counted as queue_full')
+  t.same(other.writes, [])
+  t.equal(stats.sent[Priority.low], 2)
+})
+
+t.test('a quiet fan-out writes at once for one slice, and the pump writes the rest in its own slices', async t => {
+  let clock = 100
+  const pump = new WritePump(() => clock)
+  const sinks = Array.from({ length: 40 }, () => new FakeSink())
+  const outboxes = sinks.map(sink => new PriorityOutbox(sink, pump, roomy, new DeliveryStats(), ignore))
+  const shared = frame('m', Priority.normal)
+  outboxes.forEach((outbox, i) => {
+    // Each write takes 0.1 ms of the clock: the slice ends after 10.
+    if (sinks[i - 1]?.writes.length === 1) clock += 0.1
+    outbox.enqueueLive(shared)
+  })
+  const atOnce = sinks.filter(sink => sink.writes.length === 1).length
+  t.ok(atOnce >= 10 && atOnce <= 10 + 8, `${atOnce} of 40 written during the fan-out`)
+  t.ok(sinks.slice(0, atOnce).every(sink => sink.writes.length === 1), 'the first ones, in order')
+  await turn(4)
+  t.same(sinks.map(sink => sink.batches), sinks.map(() => [1]), 'every socket got it once')
+})
+
 t.test('a pass longer than a slice lets the loop read, and a frame queued meanwhile joins the outboxes not yet written', async t => {
   // Each write takes 0.2 ms, so a pass over 40 outboxes needs several slices of SWEEP_SLICE_MS.
   class SlowSink extends FakeSink {

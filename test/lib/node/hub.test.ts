@@ -11,6 +11,7 @@ class RecordingConnection implements Connection {
   readonly frames: OutgoingFrame[] = []
   constructor (readonly id: string) {}
   deliver (frame: OutgoingFrame): void { this.frames.push(frame) }
+  deliverLive (frame: OutgoingFrame): void { this.frames.push(frame) }
   async close (): Promise<void> {}
   terminate (): void {}
   heartbeat (): void {}
