@@ -9,9 +9,14 @@ import { decodeFrame } from '../../helpers/fake-sink.js'
 
 class RecordingConnection implements Connection {
   readonly frames: OutgoingFrame[] = []
+  /** The frames that came through deliverLive, which a quiet server may write at once. */
+  readonly live = new Set<OutgoingFrame>()
   constructor (readonly id: string) {}
   deliver (frame: OutgoingFrame): void { this.frames.push(frame) }
-  deliverLive (frame: OutgoingFrame): void { this.frames.push(frame) }
+  deliverLive (frame: OutgoingFrame): void {
+    this.frames.push(frame)
+    this.live.add(frame)
+  }
   async close (): Promise<void> {}
   terminate (): void {}
   heartbeat (): void {}
@@ -77,6 +82,23 @@ t.test('a recovering join gets the replay first, then what was published during 
   t.same(reader.messages().map(m => m.seq), [6, 7, 8, 9])
   hub.publish('feed', 10, { priority: Priority.normal })
   t.same(reader.messages().map(m => m.seq), [6, 7, 8, 9, 10], 'then live')
+  t.same(reader.frames.map(frame => reader.live.has(frame)), [false, false, false, false, true],
+    'only the live message may be written at once: the replay and what waited for it keep their order behind the join reply')
+})
+
+t.test('live messages and broadcasts go through deliverLive; an epoch notice is queued in front of the message', async t => {
+  let now = 1_000
+  const engine = createMemoryEngine({ size: 10, ttlMs: 1_000, maxBytes: 1 << 26, idempotencyTtlMs: 60_000, clock: () => now })
+  t.teardown(() => engine.close())
+  const hub = new Hub(engine, { recoveryMax: 1000 })
+  const member = new RecordingConnection('m')
+  join(hub, member, 'room')
+  hub.publish('room', 1, { priority: Priority.normal })
+  hub.broadcast('all', Priority.normal)
+  now += 2_000
+  hub.publish('room', 2, { priority: Priority.normal })
+  t.same(member.messages().map(m => m.op), ['message', 'broadcast', 'epoch', 'message'])
+  t.same(member.frames.map(frame => member.live.has(frame)), [true, true, false, true])
 })
 
 t.test('presence events go to watchers once per turn, not to the member they are about', async t => {
