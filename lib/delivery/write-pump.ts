@@ -64,8 +64,7 @@ export class WritePump {
     this.next[this.nextLength++] = outbox
     if (this.scheduled) return
     this.scheduled = true
-    const quiet = !this.sweeping && this.position === this.passLength && this.clock() - this.lastSliceEnd >= BUSY_WITHIN_MS
-    if (quiet) {
+    if (this.isQuiet()) {
       this.quietRunPending = true
       queueMicrotask(this.flushQuiet)
     } else {
@@ -89,18 +88,16 @@ export class WritePump {
 
   /**
    * The number of the quiet callback in progress, in which a live frame for a socket with nothing
-   * waiting may be written at once; 0 when it must be queued. A callback is quiet on the terms of
-   * schedule(), and its direct writes stop after SWEEP_SLICE_MS, as a pass's slice does, so that a
-   * fan-out to thousands continues in the pump's slices. Each socket takes one such write per callback:
+   * waiting may be written at once; 0 when it must be queued. A callback is quiet when the pump is
+   * (isQuiet) and no busy run is pending. Its direct writes stop after SWEEP_SLICE_MS, as a pass's slice
+   * does, so that a fan-out to thousands continues in the pump's slices. Each socket takes one such write per callback:
    * the callback's other frames for it coalesce.
    */
   liveTurn (): number {
     if (this.liveTurnUntil === 0) {
-      if (this.sweeping || this.position !== this.passLength || (this.scheduled && !this.quietRunPending)) return 0
-      const now = this.clock()
-      if (now - this.lastSliceEnd < BUSY_WITHIN_MS) return 0
+      if ((this.scheduled && !this.quietRunPending) || !this.isQuiet()) return 0
       this.liveTurnNumber++
-      this.liveTurnUntil = now + SWEEP_SLICE_MS
+      this.liveTurnUntil = this.clock() + SWEEP_SLICE_MS
       this.liveWrites = 0
       queueMicrotask(this.endLiveTurn)
     } else if (++this.liveWrites === CLOCK_EVERY) {
@@ -111,6 +108,11 @@ export class WritePump {
       }
     }
     return this.liveTurnNumber
+  }
+
+  /** No pass is being written and none was for BUSY_WITHIN_MS; the clock is read only when the rest holds. */
+  private isQuiet (): boolean {
+    return !this.sweeping && this.position === this.passLength && this.clock() - this.lastSliceEnd >= BUSY_WITHIN_MS
   }
 
   /** The callback's direct writes count as a slice: frames queued soon after them coalesce. */
