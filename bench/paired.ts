@@ -28,6 +28,8 @@ import { WORKLOAD_NAMES, buildWorkload, type Workload, type WorkloadName } from 
  *     # Node flags for the first server only: an A/B of one flag
  *   node --import=tsx bench/paired.ts --servers=switchboard,ws --workload=tasks --repeats=8
  *   node --import=tsx bench/paired.ts --servers=switchboard,ws --workload=turns --repeats=8 --client=ws
+ *   node --import=tsx bench/paired.ts --servers=switchboard,ws-features --workload=turns --gap=1 --write-timing
+ *     # also each server's own time from reading a publish to its first and last member's write
  *
  * --smoke runs the workload at its smoke size once, for CI; any run exits 1 when a reader lost a message
  * or got one twice or out of order.
@@ -43,7 +45,8 @@ const { values } = parseArgs({
     client: { type: 'string', default: 'lean' },
     prev: { type: 'string' },
     'node-args': { type: 'string', default: '' },
-    gap: { type: 'string', default: '0' }
+    gap: { type: 'string', default: '0' },
+    'write-timing': { type: 'boolean', default: false }
   }
 })
 const smoke = values.smoke === true
@@ -87,6 +90,13 @@ if (!Number.isInteger(repeats) || repeats < 1) {
   process.exit(2)
 }
 const firstNodeArgs = (values['node-args'] ?? '').split(' ').filter(arg => arg !== '')
+const writeTiming = values['write-timing'] === true
+if (writeTiming && (workload.kind !== 'turns' || names.includes('bun'))) {
+  console.error('--write-timing takes --workload=turns and two Node servers')
+  process.exit(2)
+}
+const timingArgs = writeTiming ? [`--import=${new URL('write-timing.mjs', import.meta.url).href}`] : []
+const timingEnv = workload.kind === 'turns' && writeTiming ? { WRITE_TIMING_WRITES: String(workload.spec.members) } : undefined
 let faulty = false
 
 const lowerP50 = new Map(names.map(name => [name, 0]))
@@ -96,6 +106,8 @@ const ratios: { p50: number[], p99: number[], cpu: number[] } = { p50: [], p99: 
 const taskRatios = new Map(TASK_NAMES.map(name => [name, { p50: [] as number[], p99: [] as number[] }]))
 /** Turns: per delivery, and to the last member of each publish. */
 const turnRatios = { p50: [] as number[], p99: [] as number[], lastP50: [] as number[] }
+/** --write-timing: per-run ratios of the servers' own read-to-write times. */
+const writeTimingRatios = { first: [] as number[], last: [] as number[] }
 /** Server CPU µs per delivery in the measured window of the last phase: steadier than latency under steal. */
 const cpuPerDelivery = (result: Awaited<ReturnType<typeof runDeliveries>>): number => {
   const phase = result.phases.at(-1)
@@ -153,7 +165,8 @@ async function tasksRun (repeat: number, servers: ServerProcess[], order: number
 }
 
 async function turnsRun (repeat: number, servers: ServerProcess[], order: number[], spec: TurnsWorkload): Promise<void> {
-  const inOrder = await runPublishTurns([targetOf(servers[order[0] as number] as ServerProcess), targetOf(servers[order[1] as number] as ServerProcess)], spec)
+  const restartTiming = writeTiming ? () => { for (const server of servers) process.kill(server.pid, 'SIGWINCH') } : undefined
+  const inOrder = await runPublishTurns([targetOf(servers[order[0] as number] as ServerProcess), targetOf(servers[order[1] as number] as ServerProcess)], spec, restartTiming)
   const [a, b] = [0, 1].map(i => inOrder[order.indexOf(i)] as TurnsResult) as [TurnsResult, TurnsResult]
   if (a.missing > 0 || b.missing > 0) faulty = true
   turnRatios.p50.push(a.deliveryMs.p50 / b.deliveryMs.p50)
@@ -162,11 +175,22 @@ async function turnsRun (repeat: number, servers: ServerProcess[], order: number
   console.log(JSON.stringify({ repeat, first: names[order[0] as number], [names[0] as string]: a, [names[1] as string]: b }))
 }
 
+/** The write-timing line a server printed when it was stopped. */
+function writeTimingOf (server: ServerProcess): { chunks: number, firstUs: number, lastUs: number } {
+  const line = server.lastOutput.split('\n').findLast(text => text.startsWith('write-timing '))
+  if (line === undefined) throw new Error(`${server.name} printed no write-timing line`)
+  return JSON.parse(line.slice('write-timing '.length)) as { chunks: number, firstUs: number, lastUs: number }
+}
+
 for (let repeat = 1; repeat <= repeats; repeat++) {
   // The two swap places every run: the one started and connected first was slower at p50 in a run of
   // the same code against itself (BENCHMARKS.md), so neither may always be first.
   const order = repeat % 2 === 1 ? [0, 1] : [1, 0]
-  const started = await Promise.all(order.map(i => ServerProcess.start(names[i] as ServerName, { cpu: pinned ? 0 : undefined, nodeArgs: i === 0 ? firstNodeArgs : [] })))
+  const started = await Promise.all(order.map(i => ServerProcess.start(names[i] as ServerName, {
+    cpu: pinned ? 0 : undefined,
+    nodeArgs: [...timingArgs, ...(i === 0 ? firstNodeArgs : [])],
+    env: timingEnv
+  })))
   /** By the index in `names`, whichever order they started in. */
   const servers = [0, 1].map(i => started[order.indexOf(i)] as ServerProcess)
   try {
@@ -176,10 +200,17 @@ for (let repeat = 1; repeat <= repeats; repeat++) {
   } finally {
     await Promise.all(servers.map(server => server.stop()))
   }
+  if (writeTiming) {
+    const [a, b] = servers.map(writeTimingOf) as [ReturnType<typeof writeTimingOf>, ReturnType<typeof writeTimingOf>]
+    writeTimingRatios.first.push(a.firstUs / b.firstUs)
+    writeTimingRatios.last.push(a.lastUs / b.lastUs)
+    console.log(JSON.stringify({ repeat, writeTiming: { [names[0] as string]: a, [names[1] as string]: b } }))
+  }
 }
 const spread = (values: number[]): string => `${round(median(values), 2)}× (${round(Math.min(...values), 2)}–${round(Math.max(...values), 2)})`
 if (workload.kind === 'turns') {
   console.log(`${names[0]} ÷ ${names[1]}, median of the per-run ratios (range): delivery p50 ${spread(turnRatios.p50)}, p99 ${spread(turnRatios.p99)}; last member p50 ${spread(turnRatios.lastP50)}`)
+  if (writeTiming) console.log(`${names[0]} ÷ ${names[1]}, the server's own time from reading a publish (median per run): to its first write ${spread(writeTimingRatios.first)}, to the last member's ${spread(writeTimingRatios.last)}`)
 } else if (workload.kind === 'tasks') {
   for (const [task, { p50, p99 }] of taskRatios) {
     console.log(`${task}: ${names[0]} ÷ ${names[1]}, median of the per-run ratios (range): p50 ${spread(p50)}, p99 ${spread(p99)}`)

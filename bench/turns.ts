@@ -107,7 +107,8 @@ class Side {
  * the machine and never load it together, so the ratio of their latencies is the ratio of what one
  * publish costs on its way from the publisher to the members, with nothing queued in front of it.
  */
-export async function runPublishTurns (targets: readonly [Target, Target], workload: TurnsWorkload): Promise<[TurnsResult, TurnsResult]> {
+/** `onMeasure` runs once, when the warm-up ends and the measured turns begin. */
+export async function runPublishTurns (targets: readonly [Target, Target], workload: TurnsWorkload, onMeasure?: () => void): Promise<[TurnsResult, TurnsResult]> {
   const sides = targets.map(target => new Side(target, workload)) as [Side, Side]
   try {
     for (const side of sides) await side.connect()
@@ -119,6 +120,7 @@ export async function runPublishTurns (targets: readonly [Target, Target], workl
         if (workload.gapMs > 0) await sleep(workload.gapMs)
       }
     }
+    onMeasure?.()
     const until = performance.now() + workload.durationMs
     for (let turn = 0; performance.now() < until; turn++, n++) {
       // Which one goes first alternates too: the second may find caches the first left warm.

@@ -1,5 +1,6 @@
 import { Piscina } from 'piscina'
-import type { WebSocket } from 'ws'
+import { WebSocketServer, type WebSocket } from 'ws'
+import { listenAddress } from './listen.js'
 
 /**
  * Protocol v1 reduced to join, leave, publish, task and ping, for the bare `ws` and bare Fastify
@@ -25,7 +26,7 @@ export interface Op {
   priority?: unknown
 }
 
-interface WorkerReply {
+export interface WorkerReply {
   ok: boolean
   value?: unknown
   message?: string
@@ -34,7 +35,7 @@ interface WorkerReply {
 let pool: Piscina | undefined
 
 /** Started on the first task, so that the delivery workloads run without a worker thread. */
-function taskPool (): Piscina {
+export function taskPool (): Piscina {
   if (pool === undefined) {
     pool = new Piscina({
       filename: new URL('../../lib/tasks/worker.js', import.meta.url).href,
@@ -63,14 +64,29 @@ const rooms = new Map<string, Room>()
 const TEXT = { binary: false }
 let nextId = 0
 
-function reply (socket: WebSocket, ref: unknown, fields: string): void {
+export function reply (socket: WebSocket, ref: unknown, fields: string): void {
   if (ref === undefined) return
   socket.send(`{"op":"reply","ref":${JSON.stringify(ref)},"ok":true${fields}}`)
 }
 
-function fail (socket: WebSocket, ref: unknown, code: string): void {
+export function fail (socket: WebSocket, ref: unknown, code: string): void {
   const refPart = ref === undefined ? '' : `"ref":${JSON.stringify(ref)},`
   socket.send(`{"op":"error",${refPart}"code":"${code}","message":"${code}"}`)
+}
+
+export function pong (socket: WebSocket, ref: unknown): void {
+  socket.send(ref === undefined ? '{"op":"pong"}' : `{"op":"pong","ref":${JSON.stringify(ref)}}`)
+}
+
+/** A bare `ws` server on PORT (any path is accepted) that hands each connection to `serve`. */
+export function listenOnBareWs (serve: (socket: WebSocket) => void): void {
+  const { port, host } = listenAddress()
+  const server = new WebSocketServer({ port, host, perMessageDeflate: false, maxPayload: 64 * 1024 })
+  server.on('connection', serve)
+  server.on('error', error => {
+    console.error(error)
+    process.exit(1)
+  })
 }
 
 function leave (socket: WebSocket, name: string): void {
@@ -130,8 +146,7 @@ export function serveV1 (socket: WebSocket): void {
         if (typeof op.name !== 'string') return fail(socket, op.ref, 'bad_request')
         return runTask(socket, op)
       case 'ping':
-        socket.send(op.ref === undefined ? '{"op":"pong"}' : `{"op":"pong","ref":${JSON.stringify(op.ref)}}`)
-        return
+        return pong(socket, op.ref)
       default:
         fail(socket, op.ref, 'bad_request')
     }
