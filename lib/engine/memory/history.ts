@@ -25,12 +25,11 @@ export interface MemoryHistoryOptions {
 }
 
 /**
- * Heap cost of a stream and of a kept message beyond their strings, for the memory bound: measured
- * with --expose-gc on Node 20 (about 2 KB for a new stream holding one 1 KB message, 1.4 KB for each
- * further message), see BENCHMARKS.md.
+ * Heap cost of a stream and of a kept message beyond their strings, for the memory bound, as
+ * `bench/history-heap.ts` measures them on Node 20 (see BENCHMARKS.md).
  */
 const STREAM_OVERHEAD = 900
-const ENTRY_OVERHEAD = 400
+const ENTRY_OVERHEAD = 200
 const ID_OVERHEAD = 96
 
 interface Stream {
