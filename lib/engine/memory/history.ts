@@ -55,10 +55,13 @@ function newEpoch (): string {
   return randomBytes(6).toString('base64url')
 }
 
-/** One object shape for every publication, so the hot paths that read them stay monomorphic. */
-function publicationOf (request: PublishRequest, seq: number, epoch: string): Publication {
+/**
+ * One object shape for every publication, so the hot paths that read them stay monomorphic. The room
+ * name is the stream's: the request's is a new string parsed from each client frame.
+ */
+function publicationOf (stream: Stream, request: PublishRequest, seq: number): Publication {
   return {
-    room: request.room,
+    room: stream.room,
     data: request.data,
     priority: request.priority,
     ts: request.ts,
@@ -68,7 +71,7 @@ function publicationOf (request: PublishRequest, seq: number, epoch: string): Pu
     key: request.key,
     id: request.id,
     seq,
-    epoch
+    epoch: stream.epoch
   }
 }
 
@@ -107,10 +110,10 @@ export class MemoryHistory implements HistoryStore {
       const seen = this.seenId(stream, request.id, now)
       if (seen !== undefined) {
         this.duplicates++
-        return { publication: publicationOf(request, seen, stream.epoch), duplicate: true }
+        return { publication: publicationOf(stream, request, seen), duplicate: true }
       }
     }
-    const publication = publicationOf(request, stream.top + 1, stream.epoch)
+    const publication = publicationOf(stream, request, stream.top + 1)
     stream.top = publication.seq
     if (request.id !== undefined) {
       if (stream.ids === undefined) {
