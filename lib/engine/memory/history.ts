@@ -29,7 +29,7 @@ export interface MemoryHistoryOptions {
  * `bench/history-heap.ts` measures them on Node 20 (see BENCHMARKS.md).
  */
 const STREAM_OVERHEAD = 900
-const ENTRY_OVERHEAD = 200
+export const ENTRY_OVERHEAD = 200
 const ID_OVERHEAD = 96
 
 interface Stream {
