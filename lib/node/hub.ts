@@ -103,17 +103,6 @@ function conflationKeyOf (room: string, key: string | undefined): string | undef
   return key === undefined ? undefined : `${room}\u0000${key}`
 }
 
-/**
- * The data's JSON text as one flat string. V8's JSON.stringify returns a tree of pieces, which the
- * history then keeps for HISTORY_SIZE publishes, and every scavenge copies each piece; converting the
- * text to a number makes V8 flatten it in place (the idiom of the flatstr package).
- */
-function flatJson (data: unknown): string {
-  const text = JSON.stringify(data) ?? 'null'
-  Number(text)
-  return text
-}
-
 /** The frame a room message travels in; a replayed one drops its ttl, which was for live delivery. */
 function messageFrame (publication: Publication, live: boolean): OutgoingFrame {
   return createFrame(encodeMessage(publication), publication.priority, live ? publication.ttlMs : 0,
@@ -246,7 +235,7 @@ export class Hub {
     const recipients = this.localMembers(room)
     const outcome = this.engine.publish({
       room,
-      data: flatJson(data),
+      data: JSON.stringify(data) ?? 'null',
       priority: options.priority,
       ts: Date.now(),
       from: options.from,
