@@ -18,7 +18,8 @@ const USAGE = `Usage: npm run bench -- [options]
   --servers=${DEFAULT_SERVERS.join(',')}   (the default; node-floor is the least a
                      Node room server costs, WebSocket framing by hand on node:net; also
                      ws-features (bare ws with Switchboard's per-op checks and history written
-                     inline), switchboard-deflate, switchboard-prev; tasks: Socket.IO, Bun and node-floor are
+                     inline), features-in-app (the same handler beside the whole Switchboard app
+                     in one Fastify server), switchboard-deflate, switchboard-prev; tasks: Socket.IO, Bun and node-floor are
                      left out, direct piscina and a TCP echo are added)
   --prev=REV         switchboard-prev is Switchboard at git revision REV; it joins the default servers
   --repeats=3        runs per (workload, server), interleaved across servers; medians are reported

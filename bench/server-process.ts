@@ -9,7 +9,7 @@ import type { Dialect } from './peer.js'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
-export const SERVER_NAMES = ['switchboard', 'ws', 'fastify', 'socketio', 'bun', 'node-floor', 'ws-features', 'switchboard-deflate', 'switchboard-auth', 'switchboard-nohistory', 'switchboard-prev'] as const
+export const SERVER_NAMES = ['switchboard', 'ws', 'fastify', 'socketio', 'bun', 'node-floor', 'ws-features', 'features-in-app', 'switchboard-deflate', 'switchboard-auth', 'switchboard-nohistory', 'switchboard-prev'] as const
 export type ServerName = (typeof SERVER_NAMES)[number]
 /** What a run compares unless told otherwise: Switchboard, the four baselines and the Node floor. */
 export const DEFAULT_SERVERS: ServerName[] = ['switchboard', 'ws', 'fastify', 'socketio', 'bun', 'node-floor']
@@ -41,6 +41,8 @@ const SERVERS: Record<ServerName, ServerDefinition> = {
   'node-floor': { entry: 'bench/baselines/node-floor-server.ts', dialect: 'v1', env: {} },
   // Bare ws with Switchboard's per-op features written inline; rate-limited as Switchboard is here.
   'ws-features': { entry: 'bench/baselines/ws-features-server.ts', dialect: 'v1', env: { RATE_LIMIT_PER_SEC: '1000000', RATE_LIMIT_BURST: '1000000' } },
+  // The same handler on a host Fastify server that runs the Switchboard app beside it, configured as switchboard is.
+  'features-in-app': { entry: 'bench/baselines/features-in-app-server.ts', dialect: 'v1', env: SWITCHBOARD_ENV },
   // The same code with compression offered: it only changes anything for clients that offer it too.
   'switchboard-deflate': { entry: 'server.ts', dialect: 'v1', env: { ...SWITCHBOARD_ENV, PER_MESSAGE_DEFLATE: 'true' } },
   // Permissions on: a JWT key (the bench connects anonymously, as ALLOW_ANONYMOUS lets it) and a
