@@ -5,7 +5,7 @@ import { SERVER_NAMES, ServerProcess, TASKLESS_SERVERS, TASKSET, applyPrevFlag, 
 import { median, round } from './stats.js'
 import { TASK_NAMES, runTasksAlternating, type TaskNameResult, type TaskResult, type TaskWorkload } from './tasks.js'
 import { runPublishTurns, type TurnsResult, type TurnsWorkload } from './turns.js'
-import { WORKLOAD_NAMES, buildWorkload, type Workload, type WorkloadName } from './workloads.js'
+import { WORKLOAD_NAMES, buildWorkload, warmupFor, type Workload, type WorkloadName } from './workloads.js'
 
 /**
  * Two servers under the same delivery workload at the same time, both on the server core, each with its
@@ -40,7 +40,7 @@ const { values } = parseArgs({
     workload: { type: 'string', default: 'latency' },
     repeats: { type: 'string', default: '6' },
     duration: { type: 'string', default: '4' },
-    warmup: { type: 'string', default: '3' },
+    warmup: { type: 'string' },
     smoke: { type: 'boolean', default: false },
     client: { type: 'string', default: 'lean' },
     prev: { type: 'string' },
@@ -59,8 +59,9 @@ if (names.length !== 2 || !names.every(name => SERVER_NAMES.includes(name) && na
 applyPrevFlag(values.prev, names)
 const workloadName = values.workload as WorkloadName
 const duration = Number(values.duration)
-const warmup = Number(values.warmup)
-if (!(duration > 0) || !(warmup >= 0) || !(Number(values.gap) >= 0)) {
+// Unless given, the workload's own warm-up (warmupFor): longer for the light workloads.
+const warmupMs = values.warmup === undefined ? undefined : Number(values.warmup) * 1000
+if (!(duration > 0) || !(warmupMs === undefined || warmupMs >= 0) || !(Number(values.gap) >= 0)) {
   console.error('--duration takes a positive number of seconds, --warmup and --gap zero or more')
   process.exit(2)
 }
@@ -69,11 +70,11 @@ if (!isClientKind(client)) {
   console.error(`--client takes one of ${CLIENT_KINDS.join(', ')}`)
   process.exit(2)
 }
-const sizing = smoke ? { smoke, warmupMs: 200, durationMs: 600, client } : { smoke, warmupMs: warmup * 1000, durationMs: duration * 1000, client }
+const sizing = smoke ? { smoke, durationMs: 600, client } : { smoke, warmupMs, durationMs: duration * 1000, client }
 type PairedWorkload = Workload | { kind: 'turns', spec: TurnsWorkload }
 const workload: PairedWorkload | undefined = (values.workload as string) === 'turns'
   // The latency workload's rooms, one publish at a time instead of 1000 a second.
-  ? { kind: 'turns', spec: { rooms: smoke ? 2 : 10, members: 10, payloadBytes: 100, client, warmupMs: sizing.warmupMs, durationMs: sizing.durationMs, gapMs: Number(values.gap) } }
+  ? { kind: 'turns', spec: { rooms: smoke ? 2 : 10, members: 10, payloadBytes: 100, client, warmupMs: warmupFor('turns', sizing), durationMs: sizing.durationMs, gapMs: Number(values.gap) } }
   : WORKLOAD_NAMES.includes(workloadName) ? buildWorkload(workloadName, sizing) : undefined
 if (workload?.kind !== 'deliveries' && workload?.kind !== 'tasks' && workload?.kind !== 'turns') {
   console.error('--workload takes a delivery workload (fanout, saturation, latency, overload), tasks or turns')

@@ -10,7 +10,7 @@ import { CLIENT_KINDS, isClientKind } from './peer.js'
 import { LOADGEN_BOTTLENECK_PCT, median, round, type LatencySummary, type WindowUsage } from './stats.js'
 import { measureSweep, type SweepResult } from './sweep.js'
 import { TASK_NAMES, runTasksDirect, runTasksOverWebSocket, runTcpEcho, type TaskResult } from './tasks.js'
-import { DEFAULT_WORKLOADS, WORKLOAD_NAMES, buildWorkload, type Workload, type WorkloadName } from './workloads.js'
+import { DEFAULT_WORKLOADS, LIGHT_LOAD_WARMUP_MS, WARMUP_MS, WORKLOAD_NAMES, buildWorkload, warmupFor, type Workload, type WorkloadName } from './workloads.js'
 
 const USAGE = `Usage: npm run bench -- [options]
   --workload=${DEFAULT_WORKLOADS.join(',')}   (the default; also deflate, which compares
@@ -24,7 +24,9 @@ const USAGE = `Usage: npm run bench -- [options]
   --prev=REV         switchboard-prev is Switchboard at git revision REV; it joins the default servers
   --repeats=3        runs per (workload, server), interleaved across servers; medians are reported
   --duration=5       measured seconds per workload phase
-  --warmup=3         seconds of the same traffic before each measured phase (JIT, heap growth)
+  --warmup=S         seconds of the same traffic before each measured phase (JIT, heap growth);
+                     by default ${WARMUP_MS / 1000}, and ${LIGHT_LOAD_WARMUP_MS / 1000} for latency, whose thousand
+                     publishes a second take that long to get every hot function optimized
   --client=lean      the load generator's WebSocket client: lean (bench/client.ts) or ws (the ws
                      package with its defaults, as users run it); deflate always uses ws
   --payload=100      bytes of each fanout and saturation message (e.g. 1024, 16384)
@@ -82,7 +84,7 @@ const serverNames = listFlag(flags.servers, SERVER_NAMES, flags.prev === undefin
 applyPrevFlag(flags.prev, serverNames)
 const repeats = Math.round(numberFlag(flags.repeats, smoke ? 1 : 3, 'repeats'))
 const durationMs = numberFlag(flags.duration, smoke ? 0.6 : 5, 'duration') * 1000
-const warmupMs = numberFlag(flags.warmup, smoke ? 0.2 : 3, 'warmup') * 1000
+const warmupMs = flags.warmup === undefined ? undefined : numberFlag(flags.warmup, 0, 'warmup') * 1000
 const client = flags.client
 if (!isClientKind(client)) {
   console.error(`--client takes one of ${CLIENT_KINDS.join(', ')}\n${USAGE}`)
@@ -519,7 +521,7 @@ writeFileSync(join(resultsDir, 'latest.json'), JSON.stringify({
   date: new Date(started).toISOString(),
   elapsedSeconds,
   machine: startInfo,
-  options: { workloads: workloadNames, servers: serverNames, repeats, durationSeconds: durationMs / 1000, warmupSeconds: warmupMs / 1000, smoke, profile: flags.profile ?? null, prev: flags.prev ?? null },
+  options: { workloads: workloadNames, servers: serverNames, repeats, durationSeconds: durationMs / 1000, warmupSeconds: Object.fromEntries(workloadNames.map(name => [name, warmupFor(name, sizing) / 1000])), smoke, profile: flags.profile ?? null, prev: flags.prev ?? null },
   runs: lines,
   medians: Object.fromEntries([...medians].map(([name, byServer]) => [name, Object.fromEntries(byServer)])),
   targets,

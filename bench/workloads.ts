@@ -15,10 +15,27 @@ export type Workload =
   | { kind: 'idle', spec: IdleWorkload }
   | { kind: 'tasks', spec: TaskWorkload }
 
+/** Traffic before each measured phase, so that the servers' code is compiled and their heaps settled. */
+export const WARMUP_MS = 3000
+/**
+ * The same for the light workloads (latency, and paired.ts's turns): at about a thousand publishes a
+ * second V8 optimizes the per-op functions only 4–7 s after the traffic began, and re-optimizes the
+ * history's append once each room's ring has wrapped (BENCHMARKS.md, twelfth part).
+ */
+export const LIGHT_LOAD_WARMUP_MS = 20_000
+const SMOKE_WARMUP_MS = 200
+
+/** `warmupMs` when given, else the workload's own: longer for the light workloads. */
+export function warmupFor (name: WorkloadName | 'turns', sizing: { smoke: boolean, warmupMs?: number | undefined }): number {
+  if (sizing.warmupMs !== undefined) return sizing.warmupMs
+  if (sizing.smoke) return SMOKE_WARMUP_MS
+  return name === 'latency' || name === 'turns' ? LIGHT_LOAD_WARMUP_MS : WARMUP_MS
+}
+
 export interface Sizing {
   smoke: boolean
-  /** Traffic before each measured phase, so that the servers' code is compiled and their heaps settled. */
-  warmupMs: number
+  /** Overrides every workload's warm-up (see warmupFor). */
+  warmupMs?: number | undefined
   durationMs: number
   /** The client of every workload that does not need a particular one (deflate needs ws). */
   client: ClientKind
@@ -36,13 +53,13 @@ const allCritical = (): number => 0
 const MIX = [0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3]
 const mixed = (n: number): number => MIX[(n * 7) % MIX.length] as number
 
-function phase (name: string, sizing: Sizing, rest: Partial<PhaseSpec>): PhaseSpec {
+function phase (name: string, warmupMs: number, sizing: Sizing, rest: Partial<PhaseSpec>): PhaseSpec {
   return {
     name,
     rate: 0,
     window: 0,
     priorityOf: allNormal,
-    warmupMs: sizing.warmupMs,
+    warmupMs,
     durationMs: sizing.durationMs,
     slowReadersPause: false,
     ...rest
@@ -58,6 +75,7 @@ export function buildWorkload (name: WorkloadName, sizing: Sizing): Workload {
   const payloadBytes = 100
   const throughputPayload = sizing.payloadBytes ?? payloadBytes
   const connectConcurrency = 100
+  const warmupMs = warmupFor(name, sizing)
   switch (name) {
     case 'fanout':
       // 1000 members × 200 msg/s = 200k deliveries/s offered.
@@ -65,7 +83,7 @@ export function buildWorkload (name: WorkloadName, sizing: Sizing): Workload {
         kind: 'deliveries',
         spec: {
           clients: smoke ? 50 : 1000, rooms: 1, publishers: 1, slowReaders: 0, payloadBytes: throughputPayload, client, connectConcurrency,
-          phases: [phase('fanout', sizing, { rate: smoke ? 50 : 200 })]
+          phases: [phase('fanout', warmupMs, sizing, { rate: smoke ? 50 : 200 })]
         }
       }
     case 'saturation':
@@ -73,7 +91,7 @@ export function buildWorkload (name: WorkloadName, sizing: Sizing): Workload {
         kind: 'deliveries',
         spec: {
           clients: smoke ? 50 : 1000, rooms: smoke ? 5 : 10, publishers: smoke ? 5 : 10, slowReaders: 0, payloadBytes: throughputPayload, client, connectConcurrency,
-          phases: [phase('saturation', sizing, { rate: 0, window: smoke ? 4 : 32 })]
+          phases: [phase('saturation', warmupMs, sizing, { rate: 0, window: smoke ? 4 : 32 })]
         }
       }
     case 'latency':
@@ -81,7 +99,7 @@ export function buildWorkload (name: WorkloadName, sizing: Sizing): Workload {
         kind: 'deliveries',
         spec: {
           clients: smoke ? 20 : 100, rooms: smoke ? 2 : 10, publishers: smoke ? 2 : 10, slowReaders: 0, payloadBytes, client, connectConcurrency,
-          phases: [phase('latency', sizing, { rate: smoke ? 100 : 1000 })]
+          phases: [phase('latency', warmupMs, sizing, { rate: smoke ? 100 : 1000 })]
         }
       }
     case 'overload':
@@ -95,8 +113,8 @@ export function buildWorkload (name: WorkloadName, sizing: Sizing): Workload {
         spec: {
           clients: smoke ? 20 : 100, rooms: 2, publishers: 2, slowReaders: smoke ? 2 : 4, payloadBytes: smoke ? 1024 : 8192, client, connectConcurrency,
           phases: [
-            phase('unloaded', sizing, { rate: smoke ? 20 : 40, priorityOf: allCritical }),
-            phase('loaded', sizing, { rate: smoke ? 200 : 400, priorityOf: mixed, slowReadersPause: true })
+            phase('unloaded', warmupMs, sizing, { rate: smoke ? 20 : 40, priorityOf: allCritical }),
+            phase('loaded', warmupMs, sizing, { rate: smoke ? 200 : 400, priorityOf: mixed, slowReadersPause: true })
           ]
         }
       }
@@ -109,7 +127,7 @@ export function buildWorkload (name: WorkloadName, sizing: Sizing): Workload {
         servers: ['switchboard', 'switchboard-deflate'],
         spec: {
           clients: smoke ? 20 : 200, rooms: 1, publishers: 1, slowReaders: 0, payloadBytes: 1024, payload: 'records', client: 'ws', connectConcurrency,
-          phases: [phase('rate', sizing, { rate: 50 }), phase('max', sizing, { rate: 0, window: smoke ? 4 : 32 })]
+          phases: [phase('rate', warmupMs, sizing, { rate: 50 }), phase('max', warmupMs, sizing, { rate: 0, window: smoke ? 4 : 32 })]
         }
       }
     case 'idle':
@@ -117,6 +135,6 @@ export function buildWorkload (name: WorkloadName, sizing: Sizing): Workload {
       // idle-rooms: each connection joined to one of 100 rooms, as a second load generator measured.
       return { kind: 'idle', spec: { connections: smoke ? 100 : sizing.idleConnections ?? 5000, rooms: name === 'idle' ? 0 : 100, client, connectConcurrency, settleMaxMs: smoke ? 1000 : 8000 } }
     case 'tasks':
-      return { kind: 'tasks', spec: { durationMs: sizing.durationMs / 2, warmupMs: sizing.warmupMs, payloadBytes } }
+      return { kind: 'tasks', spec: { durationMs: sizing.durationMs / 2, warmupMs, payloadBytes } }
   }
 }
