@@ -19,8 +19,8 @@ export type Workload =
 export const WARMUP_MS = 3000
 /**
  * The same for the light workloads (latency, and paired.ts's turns): at about a thousand publishes a
- * second V8 optimizes the per-op functions only 4–7 s after the traffic began, and re-optimizes the
- * history's append once each room's ring has wrapped (BENCHMARKS.md, twelfth part).
+ * second V8 optimizes the per-op functions only 4–7 s after the server started, and re-optimizes the
+ * history's append about 4 s after each room's ring first wrapped (BENCHMARKS.md, twelfth part).
  */
 export const LIGHT_LOAD_WARMUP_MS = 20_000
 const SMOKE_WARMUP_MS = 200
